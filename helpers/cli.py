@@ -1,0 +1,117 @@
+"""The `course` command: open the course, make workbooks, show progress.
+
+    course open                 JupyterLab on the course folder
+    course workbook [--out DIR] blank student workbooks (default: workbooks/)
+    course progress [DIR]       run the workbooks and tabulate every exercise
+    course execute NOTEBOOK...  (for authors) run notebooks in place and store their outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from helpers.notebooks import CourseError, course_root, execute, read_notebook
+
+
+def open_command(root: Path, port: int | None = None) -> list[str]:
+    """The command that starts JupyterLab on the course folder."""
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
+    if port is not None:
+        command.append(f"--ServerApp.port={port}")
+    return command
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    command = open_command(course_root(), args.port)
+    if args.dry_run:
+        print(" ".join(command))
+        return 0
+    return subprocess.call(command)
+
+
+def cmd_workbook(args: argparse.Namespace) -> int:
+    from helpers.workbook import write_workbooks
+
+    root = course_root()
+    out = Path(args.out) if args.out else root / "workbooks"
+    report = write_workbooks(root / "notebooks", out, force=args.force)
+    for name in report.written:
+        print(f"wrote     {out / name}")
+    for name in report.unchanged:
+        print(f"unchanged {out / name}")
+    for name in report.backups:
+        print(f"backed up {out / name} (your edited copy, before --force replaced it)")
+    if report.kept:
+        print(f"kept {len(report.kept)} workbook(s) you have edited: {', '.join(report.kept)}")
+        print(f"  to replace them with blank copies run `course workbook --force"
+              f"{' --out ' + str(args.out) if args.out else ''}` (a backup of each is kept)")
+    return 0
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from helpers.progress import collect, format_table
+
+    folder = Path(args.folder) if args.folder else course_root() / "workbooks"
+    rows = collect(folder, show_bar=not args.no_bar)
+    print(format_table(rows))
+    return 0
+
+
+def cmd_execute(args: argparse.Namespace) -> int:
+    import nbformat
+
+    for name in args.notebooks:
+        path = Path(name)
+        if not path.is_file():
+            raise CourseError(f"no notebook at {path}")
+        nb = execute(read_notebook(path), cwd=path.parent.resolve())
+        nbformat.write(nb, path)
+        print(f"executed {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description="Attention, step by step: the course command.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("open", help="start JupyterLab on the course folder")
+    p.add_argument("--port", type=int, default=None, help="port for JupyterLab")
+    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("workbook", help="write blank student workbooks (never overwrites your edits)")
+    p.add_argument("--out", default=None, help="folder for the workbooks (default: workbooks/ in the course)")
+    p.add_argument("--force", action="store_true", help="replace edited workbooks too, keeping a backup of each")
+    p.set_defaults(func=cmd_workbook)
+
+    p = sub.add_parser("progress", help="run the workbooks and show every exercise's status")
+    p.add_argument("folder", nargs="?", default=None, help="workbook folder (default: workbooks/ in the course)")
+    p.add_argument("--no-bar", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_progress)
+
+    p = sub.add_parser("execute", help="(authors) run notebooks top to bottom and save their outputs")
+    p.add_argument("notebooks", nargs="+", help="notebook files")
+    p.set_defaults(func=cmd_execute)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CourseError as exc:
+        print(f"course {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"course {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    sys.exit(main())

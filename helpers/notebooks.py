@@ -1,0 +1,75 @@
+"""Finding, reading and executing the course's notebooks (used by the `course` command)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+#: Course notebooks and workbooks: two digits, an underscore, a snake_case name.
+NOTEBOOK_NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+
+
+class CourseError(Exception):
+    """A problem the user can fix (a wrong path, a missing folder); shown as one line."""
+
+
+def course_root() -> Path:
+    """The folder that holds `notebooks/` (the repository root of an editable install)."""
+    candidates = [Path(__file__).resolve().parent.parent, Path.cwd(), *Path.cwd().parents]
+    for folder in candidates:
+        if (folder / "notebooks").is_dir() and (folder / "helpers").is_dir():
+            return folder
+    raise CourseError(
+        "cannot find the course folder (one with notebooks/ and helpers/): "
+        "install the course with `pip install -e .` from its folder, or run the command there"
+    )
+
+
+def notebook_paths(folder: Path) -> list[Path]:
+    """The course notebooks in `folder`, in course order."""
+    return sorted(p for p in folder.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def source(cell: NotebookNode) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def is_solution_cell(cell: NotebookNode) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
+def exercise_names(nb: NotebookNode) -> list[str]:
+    """The exercises of a notebook: the nbgrader `grade_id` of each solution cell."""
+    return [cell.metadata.nbgrader.grade_id for cell in nb.cells if is_solution_cell(cell)]
+
+
+def execute(nb: NotebookNode, cwd: Path, timeout: int = 600, allow_errors: bool = False) -> NotebookNode:
+    """Run `nb` top to bottom in a fresh kernel of this environment, on the CPU.
+
+    The device is forced to the CPU so that stored outputs never depend on a GPU.
+    """
+    from nbclient import NotebookClient
+
+    os.environ["COURSE_DEVICE"] = "cpu"
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        record_timing=False,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    client.execute()
+    return nb

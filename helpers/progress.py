@@ -1,0 +1,93 @@
+"""`course progress`: run the workbooks headless and tabulate every exercise's check."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbformat import NotebookNode
+
+from helpers.checks.core import MIME_TYPE, Status
+from helpers.notebooks import CourseError, exercise_names, execute, notebook_paths, read_notebook
+
+NOT_CHECKED = "not checked"
+
+
+@dataclass(frozen=True)
+class Row:
+    notebook: str
+    exercise: str
+    status: str  # a Status value, or NOT_CHECKED when no check result was shown
+    hint: str = ""
+
+    @property
+    def icon(self) -> str:
+        return Status(self.status).icon if self.status != NOT_CHECKED else "⚠️"
+
+
+def check_results(nb: NotebookNode) -> dict[str, dict[str, str]]:
+    """The check results an executed notebook displayed, by exercise name (the last one wins)."""
+    found: dict[str, dict[str, str]] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            payload = output.get("data", {}).get(MIME_TYPE)
+            if isinstance(payload, dict) and "name" in payload:
+                found[payload["name"]] = payload
+    return found
+
+
+def first_error(nb: NotebookNode) -> str:
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"{output.get('ename')}: {output.get('evalue', '')}"[:200]
+    return ""
+
+
+def rows_for(name: str, executed: NotebookNode) -> list[Row]:
+    results = check_results(executed)
+    rows = []
+    for exercise in exercise_names(executed):
+        result = results.get(exercise)
+        if result is None:
+            error = first_error(executed)
+            hint = f"its check did not run; the notebook stopped with {error}" if error else "its check did not run"
+            rows.append(Row(name, exercise, NOT_CHECKED, hint))
+        else:
+            hint = result.get("hint") or (result.get("summary", "") if result["status"] == "failed" else "")
+            rows.append(Row(name, exercise, result["status"], hint))
+    return rows
+
+
+def collect(folder: Path, show_bar: bool = True) -> list[Row]:
+    """Execute every workbook in `folder` (files are not changed) and return one row per exercise."""
+    from tqdm.auto import tqdm
+
+    if not folder.is_dir():
+        raise CourseError(f"no workbook folder at {folder}: make one with `course workbook --out {folder}`")
+    books = notebook_paths(folder)
+    if not books:
+        raise CourseError(f"no workbooks (NN_name.ipynb) in {folder}: make them with `course workbook`")
+    rows: list[Row] = []
+    bar = tqdm(books, desc="running workbooks", unit="notebook", disable=not show_bar, file=sys.stderr)
+    for path in bar:
+        bar.set_postfix_str(path.name)
+        executed = execute(read_notebook(path), cwd=folder, allow_errors=True)
+        rows.extend(rows_for(path.name, executed))
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    """A plain-text table: notebook, exercise, status and, for each ❌, the hint."""
+    header = ("notebook", "exercise", "status", "hint")
+    body = [(r.notebook, r.exercise, f"{r.icon} {r.status}", r.hint) for r in rows]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(3)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header[:3], widths)) + "  " + header[3]]
+    lines.append("-" * (sum(widths) + 6 + len(header[3])))
+    for line in body:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths)) + "  " + line[3])
+    passed = sum(r.status == Status.PASSED.value for r in rows)
+    lines.append("")
+    lines.append(f"{passed} of {len(rows)} exercises passed.")
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """The `course` command: open the course, make workbooks, show progress.
 
-    course open                 JupyterLab on the course folder
+    course open [OPTIONS]       JupyterLab on the course folder (unknown options go to JupyterLab)
     course workbook [--out DIR] blank student workbooks (default: workbooks/)
     course progress [DIR]       run the workbooks and tabulate every exercise
     course execute NOTEBOOK...  (for authors) run notebooks in place and store their outputs
@@ -18,16 +18,23 @@ from pathlib import Path
 from helpers.notebooks import CourseError, course_root, execute, read_notebook
 
 
-def open_command(root: Path, port: int | None = None) -> list[str]:
+def open_command(root: Path, port: int | None = None, extra: Sequence[str] = ()) -> list[str]:
     """The command that starts JupyterLab on the course folder."""
-    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={root}",
+        # Land on the notebooks folder; workbooks/ sits beside it in the same file browser.
+        "--LabApp.default_url=/lab/tree/notebooks",
+    ]
     if port is not None:
         command.append(f"--ServerApp.port={port}")
-    return command
+    return command + list(extra)
 
 
 def cmd_open(args: argparse.Namespace) -> int:
-    command = open_command(course_root(), args.port)
+    command = open_command(course_root(), args.port, args.extra)
     if args.dry_run:
         print(" ".join(command))
         return 0
@@ -79,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Attention, step by step: the course command.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("open", help="start JupyterLab on the course folder")
+    p = sub.add_parser("open", help="start JupyterLab on the course folder (other options go to JupyterLab)")
     p.add_argument("--port", type=int, default=None, help="port for JupyterLab")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.set_defaults(func=cmd_open)
@@ -101,7 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `course open` passes options it does not know on to JupyterLab (e.g. --no-browser).
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "open":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return args.func(args)
     except CourseError as exc:

@@ -55,21 +55,35 @@ def exercise_names(nb: NotebookNode) -> list[str]:
     return [cell.metadata.nbgrader.grade_id for cell in nb.cells if is_solution_cell(cell)]
 
 
+def _current_env_kernel_manager():  # -> jupyter_client.KernelManager
+    """A kernel manager whose "python3" is this interpreter, whatever kernels the user has installed."""
+    import ipykernel.kernelspec
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    class CurrentEnvSpecs(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name: str):  # type: ignore[override]
+            return self.kernel_spec_class(
+                resource_dir=ipykernel.kernelspec.RESOURCES, **ipykernel.kernelspec.get_kernel_dict()
+            )
+
+    return KernelManager(kernel_name="python3", kernel_spec_manager=CurrentEnvSpecs())
+
+
 def execute(nb: NotebookNode, cwd: Path, timeout: int = 600, allow_errors: bool = False) -> NotebookNode:
-    """Run `nb` top to bottom in a fresh kernel of this environment, on the CPU.
+    """Run `nb` top to bottom in a fresh kernel of this Python environment, on the CPU.
 
     The device is forced to the CPU so that stored outputs never depend on a GPU.
     """
     from nbclient import NotebookClient
 
-    os.environ["COURSE_DEVICE"] = "cpu"
     client = NotebookClient(
         nb,
+        km=_current_env_kernel_manager(),
         timeout=timeout,
-        kernel_name="python3",
         allow_errors=allow_errors,
         record_timing=False,
         resources={"metadata": {"path": str(cwd)}},
     )
-    client.execute()
+    client.execute(env={**os.environ, "COURSE_DEVICE": "cpu"})
     return nb

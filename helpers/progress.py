@@ -9,7 +9,7 @@ from pathlib import Path
 from nbformat import NotebookNode
 
 from helpers.checks.core import MIME_TYPE, Status
-from helpers.notebooks import CourseError, exercise_names, execute, notebook_paths, read_notebook
+from helpers.notebooks import CourseError, execute, exercise_names, notebook_paths, read_notebook
 
 NOT_CHECKED = "not checked"
 
@@ -27,12 +27,17 @@ class Row:
 
 
 def check_results(nb: NotebookNode) -> dict[str, dict[str, str]]:
-    """The check results an executed notebook displayed, by exercise name (the last one wins)."""
+    """The result of each exercise's own check cell (nbgrader id `check_<name>`), by exercise name.
+
+    Other cells may show results too (notebook 00 demonstrates failing checks); only the
+    check cell that follows the exercise counts.
+    """
     found: dict[str, dict[str, str]] = {}
     for cell in nb.cells:
+        cell_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
         for output in cell.get("outputs", []):
             payload = output.get("data", {}).get(MIME_TYPE)
-            if isinstance(payload, dict) and "name" in payload:
+            if isinstance(payload, dict) and cell_id == f"check_{payload.get('name')}":
                 found[payload["name"]] = payload
     return found
 

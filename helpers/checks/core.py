@@ -26,7 +26,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ TIME_LIMIT = 20.0
 _HELPERS_DIR = Path(__file__).resolve().parent.parent
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     NOT_ATTEMPTED = "not attempted"

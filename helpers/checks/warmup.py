@@ -21,11 +21,12 @@ def check_batched_dot(candidate: object) -> CheckResult:
 
     def body(probe: Probe) -> str:
         cases = [
-            ("two vectors of length 4 (shape (4,))", (4,), torch.float32),
+            # Batches first: they tell the typical mistakes apart; a lone pair of vectors cannot.
             ("a batch of 3 vector pairs (shape (3, 5))", (3, 5), torch.float32),
             ("a (2, 3, 6) batch", (2, 3, 6), torch.float32),
             ("a (2, 3, 6) batch in float64", (2, 3, 6), torch.float64),
             ("a (2, 2, 3, 4) batch", (2, 2, 3, 4), torch.float32),
+            ("two single vectors of length 4 (shape (4,))", (4,), torch.float32),
         ]
         for seed, (case, shape, dtype) in enumerate(cases):
             a, b = _inputs(shape, dtype, seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -85,5 +86,7 @@ def execute(nb: NotebookNode, cwd: Path, timeout: int = 600, allow_errors: bool 
         record_timing=False,
         resources={"metadata": {"path": str(cwd)}},
     )
-    client.execute(env={**os.environ, "COURSE_DEVICE": "cpu"})
+    # The kernel process's own log lines (transport warnings, shutdown notices) are noise here;
+    # what the notebook prints reaches its outputs through Jupyter's messages, not this stream.
+    client.execute(env={**os.environ, "COURSE_DEVICE": "cpu"}, stderr=subprocess.DEVNULL)
     return nb

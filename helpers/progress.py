@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,16 +84,31 @@ def collect(folder: Path, show_bar: bool = True) -> list[Row]:
     return rows
 
 
+def display_width(text: str) -> int:
+    """Columns `text` takes in a terminal: emoji such as ✅ take two, variation selectors none."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char) or 0xFE00 <= ord(char) <= 0xFE0F:
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
 def format_table(rows: list[Row]) -> str:
     """A plain-text table: notebook, exercise, status and, for each ❌, the hint."""
     header = ("notebook", "exercise", "status", "hint")
     body = [(r.notebook, r.exercise, f"{r.icon} {r.status}", r.hint) for r in rows]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(3)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header[:3], widths)) + "  " + header[3]]
-    lines.append("-" * (sum(widths) + 6 + len(header[3])))
-    for line in body:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths)) + "  " + line[3])
+    widths = [max(display_width(line[i]) for line in [header, *body]) for i in range(3)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(_pad(cell, width) for cell, width in zip(cells[:3], widths)) + "  " + cells[3]
+
+    lines = [line(header), "-" * (sum(widths) + 6 + len(header[3]))]
+    lines.extend(line(cells).rstrip() for cells in body)
     passed = sum(r.status == Status.PASSED.value for r in rows)
-    lines.append("")
-    lines.append(f"{passed} of {len(rows)} exercises passed.")
+    lines += ["", f"{passed} of {len(rows)} exercises passed."]
     return "\n".join(lines)

@@ -5,6 +5,21 @@ never raises, whatever the candidate does.
 """
 
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
+from helpers.checks.qkv import check_project_qkv
+from helpers.checks.scaling import check_scaled_scores
+from helpers.checks.scores import check_attention_scores
+from helpers.checks.softmax import check_causal_mask, check_scaled_dot_product_attention, check_softmax
 from helpers.checks.warmup import check_batched_dot
 
-__all__ = ["MIME_TYPE", "CheckResult", "Status", "check_batched_dot"]
+__all__ = [
+    "MIME_TYPE",
+    "CheckResult",
+    "Status",
+    "check_batched_dot",  # 00
+    "check_project_qkv",  # 01
+    "check_attention_scores",  # 02
+    "check_scaled_scores",  # 03
+    "check_softmax",  # 04
+    "check_scaled_dot_product_attention",  # 04
+    "check_causal_mask",  # 04
+]

@@ -1,0 +1,147 @@
+"""Scaled dot-product attention, piece by piece (notebooks 01-04).
+
+    Q = X W_Q,  K = X W_K,  V = X W_V                  (01)
+    scores = Q Kᵀ                                      (02)
+    scaled = Q Kᵀ / √d_k                               (03)
+    attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V        (04)
+
+Shapes are batch-first with any number of leading dimensions `...` (batch, heads).
+Masks are boolean with **True = may attend**, as in torch's
+`scaled_dot_product_attention`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from helpers.tensors import format_shape, require_broadcastable, require_ndim, require_same_size, require_tensor
+
+
+def project_qkv(X: Tensor, W_q: Tensor, W_k: Tensor, W_v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Queries, keys and values from the same input through three learned matrices.
+
+    Args:
+        X: `(..., n, d_model)`, one row per token.
+        W_q, W_k: `(d_model, d_k)`.  W_v: `(d_model, d_v)`.
+
+    Returns:
+        `Q (..., n, d_k)`, `K (..., n, d_k)`, `V (..., n, d_v)`.
+    """
+    for name, x in (("X", X), ("W_q", W_q), ("W_k", W_k), ("W_v", W_v)):
+        require_tensor(name, x)
+    require_ndim("X", X, 2, "(..., n, d_model)")
+    for name, W in (("W_q", W_q), ("W_k", W_k), ("W_v", W_v)):
+        if W.ndim != 2:
+            raise ValueError(f"{name}: expected shape (d_model, d), got {format_shape(W.shape)}")
+        require_same_size("X", X, -1, name, W, 0, "d_model (X's last dimension, the weight's first)")
+    require_same_size("W_q", W_q, 1, "W_k", W_k, 1, "d_k (queries and keys must have the same width)")
+    return X @ W_q, X @ W_k, X @ W_v
+
+
+def _require_qk(q: Tensor, k: Tensor) -> None:
+    require_tensor("q", q)
+    require_tensor("k", k)
+    require_ndim("q", q, 2, "(..., n_q, d_k)")
+    require_ndim("k", k, 2, "(..., n_k, d_k)")
+    require_same_size("q", q, -1, "k", k, -1, "d_k (their last dimension)")
+    require_broadcastable("q", q.shape[:-2], "k", k.shape[:-2])
+
+
+def attention_scores(q: Tensor, k: Tensor) -> Tensor:
+    """The relation matrix `Q Kᵀ`: `(..., n_q, d_k), (..., n_k, d_k) -> (..., n_q, n_k)`.
+
+    Entry `[i, j]` is the dot product of query i with key j. `transpose(-2, -1)` swaps the
+    last two dimensions only, so leading batch and head dimensions are left alone.
+    """
+    _require_qk(q, k)
+    return q @ k.transpose(-2, -1)
+
+
+def scaled_scores(q: Tensor, k: Tensor) -> Tensor:
+    """`Q Kᵀ / √d_k`: scores whose variance stays near 1 whatever d_k (notebook 03)."""
+    return attention_scores(q, k) / math.sqrt(q.shape[-1])
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """Numerically stable softmax along `dim`.
+
+    Subtracting the maximum leaves the result unchanged (it cancels between numerator and
+    denominator) but keeps `exp` from overflowing: inputs of magnitude 1e4 are fine. Like
+    `torch.softmax`, a slice that is entirely `-inf` gives NaN; attention handles that case.
+    """
+    require_tensor("x", x)
+    if not -x.ndim <= dim < max(x.ndim, 1):
+        raise ValueError(f"dim={dim} is out of range for a tensor of shape {format_shape(x.shape)}")
+    shifted = x - x.amax(dim=dim, keepdim=True)
+    exp = torch.exp(shifted)
+    return exp / exp.sum(dim=dim, keepdim=True)
+
+
+def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
+    """`(n, n)` boolean mask, True on and below the diagonal: token i may attend to tokens 0..i."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:
+    """`(B, n)` token ids -> `(B, 1, n)` boolean mask, False at padding keys.
+
+    It broadcasts against scores `(B, n_q, n)`; for per-head scores `(B, h, n_q, n)` add a
+    head dimension with `.unsqueeze(1)`.
+    """
+    require_tensor("tokens", tokens)
+    if tokens.ndim != 2 or tokens.is_floating_point():
+        raise ValueError(f"tokens: expected integer token ids of shape (B, n), got {format_shape(tokens.shape)} "
+                         f"of dtype {tokens.dtype}")
+    return (tokens != pad_id).unsqueeze(-2)
+
+
+def _require_mask(mask: Tensor, scores_shape: torch.Size) -> None:
+    require_tensor("mask", mask)
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != scores_shape:
+        raise ValueError(
+            f"mask of shape {format_shape(mask.shape)} does not broadcast to the scores' shape "
+            f"{format_shape(scores_shape)} (..., n_q, n_k)"
+        )
+
+
+def scaled_dot_product_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """`softmax(Q Kᵀ / √d_k) V`, returning the output and the attention weights.
+
+    Args:
+        q: `(..., n_q, d_k)`.  k: `(..., n_k, d_k)`.  v: `(..., n_k, d_v)`.
+        mask: boolean, broadcastable to `(..., n_q, n_k)`; True = may attend.
+
+    Returns:
+        `output (..., n_q, d_v)` and `weights (..., n_q, n_k)`; each row of weights sums to 1.
+
+    Masked positions get `-inf` *before* the softmax, so they receive weight exactly 0 and
+    the other weights still sum to 1. A query whose keys are all masked has nothing to
+    attend to: its weights and its output are all zeros (as in torch's
+    `scaled_dot_product_attention`), never NaN.
+    """
+    _require_qk(q, k)
+    require_tensor("v", v)
+    require_ndim("v", v, 2, "(..., n_k, d_v)")
+    require_same_size("k", k, -2, "v", v, -2, "n_k (one value per key)")
+    scores = scaled_scores(q, k)
+    if mask is not None:
+        _require_mask(mask, scores.shape)
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = softmax(scores, dim=-1)
+    if mask is not None:
+        nothing_to_attend = ~mask.any(dim=-1, keepdim=True)
+        weights = weights.masked_fill(nothing_to_attend, 0.0)
+    return weights @ v, weights

@@ -1,4 +1,4 @@
-"""Scaled dot-product attention, piece by piece (notebooks 01-04).
+"""Scaled dot-product attention, piece by piece (notebooks 01-04), and multi-head attention (05).
 
     Q = X W_Q,  K = X W_K,  V = X W_V                  (01)
     scores = Q Kᵀ                                      (02)
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from helpers.tensors import format_shape, require_broadcastable, require_ndim, require_same_size, require_tensor
 
@@ -136,12 +136,115 @@ def scaled_dot_product_attention(
     require_tensor("v", v)
     require_ndim("v", v, 2, "(..., n_k, d_v)")
     require_same_size("k", k, -2, "v", v, -2, "n_k (one value per key)")
-    scores = scaled_scores(q, k)
-    if mask is not None:
-        _require_mask(mask, scores.shape)
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = softmax(scores, dim=-1)
-    if mask is not None:
-        nothing_to_attend = ~mask.any(dim=-1, keepdim=True)
-        weights = weights.masked_fill(nothing_to_attend, 0.0)
+    weights = attention_weights(q, k, mask)
     return weights @ v, weights
+
+
+def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None) -> Tensor:
+    """`softmax(Q Kᵀ / √d_k)` with masked scores set to `-inf` first: `(..., n_q, n_k)`.
+
+    A query with no key left to attend to gets all-zero weights instead of the NaN that
+    softmax gives for a row of `-inf`.
+    """
+    scores = scaled_scores(q, k)
+    if mask is None:
+        return softmax(scores, dim=-1)
+    _require_mask(mask, scores.shape)
+    weights = softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+
+
+def split_heads(x: Tensor, num_heads: int) -> Tensor:
+    """`(B, n, d_model) -> (B, h, n, d_k)` with `d_k = d_model / h`.
+
+    `view` cuts each token's row into h pieces of d_k; `transpose(1, 2)` then brings the
+    head dimension in front of the tokens, so each head is a separate `(n, d_k)` matrix.
+    """
+    require_tensor("x", x)
+    if x.ndim != 3:
+        raise ValueError(f"x: expected shape (B, n, d_model), got {format_shape(x.shape)}")
+    batch, n, d_model = x.shape
+    if d_model % num_heads:
+        raise ValueError(f"d_model = {d_model} is not divisible by num_heads = {num_heads}")
+    return x.view(batch, n, num_heads, d_model // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """`(B, h, n, d_k) -> (B, n, h·d_k)`: the inverse of `split_heads`.
+
+    `transpose` makes the tensor non-contiguous in memory, so `reshape` (which copies when
+    it must) is used rather than `view`.
+    """
+    require_tensor("x", x)
+    if x.ndim != 4:
+        raise ValueError(f"x: expected shape (B, h, n, d_k), got {format_shape(x.shape)}")
+    batch, heads, n, d_k = x.shape
+    return x.transpose(1, 2).reshape(batch, n, heads * d_k)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention, batch-first (notebook 05).
+
+    Each of the h heads attends in its own d_k = d_model / h dimensional subspace; the
+    heads' outputs are concatenated and mixed by W_O. The four projections are
+    `nn.Linear(d_model, d_model)`: one fused W_Q equals h per-head W_Q's side by side.
+
+    `forward(query (B, n_q, d_model), key (B, n_k, d_model), value (B, n_k, d_model),
+    mask=None) -> (output (B, n_q, d_model), weights (B, h, n_q, n_k))`. The boolean mask
+    (True = may attend) may be `(n_q, n_k)`, `(B, 1 or n_q, n_k)` or `(B, 1 or h, 1 or n_q, n_k)`.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, bias: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        if num_heads < 1 or d_model % num_heads:
+            raise ValueError(f"d_model = {d_model} must be a positive multiple of num_heads = {num_heads}")
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.head_size = d_model // num_heads
+        self.W_q = nn.Linear(d_model, d_model, bias=bias)
+        self.W_k = nn.Linear(d_model, d_model, bias=bias)
+        self.W_v = nn.Linear(d_model, d_model, bias=bias)
+        self.W_o = nn.Linear(d_model, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        for name, x in (("query", query), ("key", key), ("value", value)):
+            require_tensor(name, x)
+            if x.ndim != 3 or x.shape[-1] != self.d_model:
+                raise ValueError(f"{name}: expected shape (B, n, d_model={self.d_model}), got {format_shape(x.shape)}")
+        require_same_size("key", key, 1, "value", value, 1, "n_k (one value per key)")
+        q = split_heads(self.W_q(query), self.num_heads)  # (B, h, n_q, d_k)
+        k = split_heads(self.W_k(key), self.num_heads)  # (B, h, n_k, d_k)
+        v = split_heads(self.W_v(value), self.num_heads)  # (B, h, n_k, d_k)
+        if mask is not None and mask.ndim == 3:
+            mask = mask.unsqueeze(1)  # (B, n_q, n_k) -> (B, 1, n_q, n_k): the same for every head
+        weights = attention_weights(q, k, mask)  # (B, h, n_q, n_k)
+        heads = self.dropout(weights) @ v  # (B, h, n_q, d_k)
+        return self.W_o(merge_heads(heads)), weights
+
+    @classmethod
+    def from_torch(cls, module: nn.MultiheadAttention) -> MultiHeadAttention:
+        """A copy of a `torch.nn.MultiheadAttention(batch_first=True)` with the same weights."""
+        if not isinstance(module, nn.MultiheadAttention):
+            raise TypeError(f"expected torch.nn.MultiheadAttention, got {type(module).__name__}")
+        if not module.batch_first or not module._qkv_same_embed_dim or module.bias_k is not None:
+            raise ValueError(
+                "from_torch copies nn.MultiheadAttention(d_model, num_heads, batch_first=True) with "
+                "kdim = vdim = d_model and add_bias_kv=False"
+            )
+        bias = module.in_proj_bias is not None
+        copy = cls(module.embed_dim, module.num_heads, bias=bias, dropout=module.dropout)
+        copy = copy.to(device=module.in_proj_weight.device, dtype=module.in_proj_weight.dtype)
+        w_q, w_k, w_v = module.in_proj_weight.detach().chunk(3)
+        with torch.no_grad():
+            for linear, weight in ((copy.W_q, w_q), (copy.W_k, w_k), (copy.W_v, w_v)):
+                linear.weight.copy_(weight)
+            copy.W_o.weight.copy_(module.out_proj.weight)
+            if bias:
+                b_q, b_k, b_v = module.in_proj_bias.detach().chunk(3)
+                for linear, b in ((copy.W_q, b_q), (copy.W_k, b_k), (copy.W_v, b_v)):
+                    linear.bias.copy_(b)
+                copy.W_o.bias.copy_(module.out_proj.bias)
+        return copy

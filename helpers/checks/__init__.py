@@ -5,6 +5,8 @@ never raises, whatever the candidate does.
 """
 
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
+from helpers.checks.heads import check_merge_heads, check_multi_head_attention, check_split_heads
+from helpers.checks.positional import check_sinusoidal_positional_encoding
 from helpers.checks.qkv import check_project_qkv
 from helpers.checks.scaling import check_scaled_scores
 from helpers.checks.scores import check_attention_scores
@@ -22,4 +24,8 @@ __all__ = [
     "check_softmax",  # 04
     "check_scaled_dot_product_attention",  # 04
     "check_causal_mask",  # 04
+    "check_split_heads",  # 05
+    "check_merge_heads",  # 05
+    "check_multi_head_attention",  # 05
+    "check_sinusoidal_positional_encoding",  # 06
 ]

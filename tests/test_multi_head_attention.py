@@ -15,6 +15,8 @@ from helpers.attention import (
     split_heads,
 )
 
+# float64 throughout: anything that passes through float32 on the way shows up at these tolerances.
+TIGHT = dict(rtol=1e-10, atol=1e-10)
 D_MODEL, HEADS = 16, 4
 
 
@@ -37,8 +39,8 @@ def test_outputs_and_per_head_weights_equal_torch(bias, n_q, n_k):
     expected, expected_weights = reference(query, memory, memory, average_attn_weights=False)
     out, weights = ours(query, memory, memory)
     assert weights.shape == (2, HEADS, n_q, n_k)
-    torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(weights, expected_weights)
+    torch.testing.assert_close(out, expected, **TIGHT)
+    torch.testing.assert_close(weights, expected_weights, **TIGHT)
 
 
 def test_causal_and_padding_masks_equal_torch():
@@ -46,14 +48,14 @@ def test_causal_and_padding_masks_equal_torch():
     x = torch.randn(2, 6, D_MODEL, dtype=torch.float64)
     causal = causal_mask(6)
     expected, _ = reference(x, x, x, attn_mask=~causal)  # torch's boolean attn_mask: True = blocked
-    torch.testing.assert_close(ours(x, x, x, mask=causal)[0], expected)
+    torch.testing.assert_close(ours(x, x, x, mask=causal)[0], expected, **TIGHT)
 
     tokens = torch.tensor([[3, 4, 5, 0, 0, 0], [3, 4, 5, 6, 7, 0]])
     keep = padding_mask(tokens, pad_id=0)  # (B, 1, n)
     expected, expected_weights = reference(x, x, x, key_padding_mask=tokens == 0, average_attn_weights=False)
     out, weights = ours(x, x, x, mask=keep)
-    torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(weights, expected_weights)
+    torch.testing.assert_close(out, expected, **TIGHT)
+    torch.testing.assert_close(weights, expected_weights, **TIGHT)
     assert (weights[0, :, :, 3:] == 0).all()
 
 
@@ -63,10 +65,10 @@ def test_gradients_equal_torch():
     x2 = x.detach().clone().requires_grad_()
     reference(x, x, x)[0].square().sum().backward()
     ours(x2, x2, x2)[0].square().sum().backward()
-    torch.testing.assert_close(x2.grad, x.grad)
+    torch.testing.assert_close(x2.grad, x.grad, **TIGHT)
     fused = torch.cat([ours.W_q.weight.grad, ours.W_k.weight.grad, ours.W_v.weight.grad])
-    torch.testing.assert_close(fused, reference.in_proj_weight.grad)
-    torch.testing.assert_close(ours.W_o.weight.grad, reference.out_proj.weight.grad)
+    torch.testing.assert_close(fused, reference.in_proj_weight.grad, **TIGHT)
+    torch.testing.assert_close(ours.W_o.weight.grad, reference.out_proj.weight.grad, **TIGHT)
 
 
 @pytest.mark.parametrize("bias", [True, False])

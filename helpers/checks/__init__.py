@@ -4,6 +4,7 @@ Each returns a `CheckResult` (✅ passed / ❌ failed with a hint / ⏳ not atte
 never raises, whatever the candidate does.
 """
 
+from helpers.checks.blocks import check_decoder_layer, check_layer_norm
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
 from helpers.checks.heads import check_merge_heads, check_multi_head_attention, check_split_heads
 from helpers.checks.positional import check_sinusoidal_positional_encoding
@@ -28,4 +29,6 @@ __all__ = [
     "check_merge_heads",  # 05
     "check_multi_head_attention",  # 05
     "check_sinusoidal_positional_encoding",  # 06
+    "check_layer_norm",  # 07
+    "check_decoder_layer",  # 08
 ]

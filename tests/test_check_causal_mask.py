@@ -1,0 +1,89 @@
+"""The causal-mask check: any correct construction passes; the stub is ⏳; each typical mistake gets its own hint."""
+
+import pytest
+import torch
+
+from helpers.checks import Status, check_causal_mask
+
+
+def with_tril(n):
+    return torch.tril(torch.ones(n, n, dtype=torch.bool))
+
+
+def with_triu_transposed(n):
+    return torch.ones(n, n, dtype=torch.bool).triu().T
+
+
+def with_not_strict_upper(n):
+    return ~torch.ones(n, n, dtype=torch.bool).triu(diagonal=1)
+
+
+def with_arange(n):
+    i = torch.arange(n)
+    return i[:, None] >= i[None, :]
+
+
+def with_loops(n):
+    mask = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        for j in range(i + 1):
+            mask[i, j] = True
+    return mask
+
+
+def float_then_bool(n):
+    return torch.tril(torch.ones(n, n)).bool()
+
+
+@pytest.mark.parametrize(
+    "candidate", [with_tril, with_triu_transposed, with_not_strict_upper, with_arange, with_loops, float_then_bool]
+)
+def test_correct_answers_pass(candidate):
+    result = check_causal_mask(candidate)
+    assert result.passed, result.message
+
+
+def test_stub_is_not_attempted():
+    def causal_mask(n):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    assert check_causal_mask(causal_mask).status is Status.NOT_ATTEMPTED
+
+
+@pytest.mark.parametrize(
+    ("mistake", "hint_words"),
+    [
+        (lambda n: torch.ones(n, n, dtype=torch.bool).triu(), "upper triangle"),
+        (lambda n: torch.ones(n, n, dtype=torch.bool).tril(-1), "left out the diagonal"),
+        (lambda n: torch.ones(n, n).tril(), "return dtype torch.bool"),
+        (lambda n: torch.ones(n, n, dtype=torch.long).tril(), "return dtype torch.bool"),
+        (lambda n: torch.ones(n, n).triu(), "masks are boolean"),
+        (lambda n: torch.ones(n, n, dtype=torch.bool).triu(1), "True = may attend"),
+        (lambda n: torch.ones(n, n, dtype=torch.bool), "every position"),
+    ],
+)
+def test_typical_mistakes_get_their_own_hint(mistake, hint_words):
+    result = check_causal_mask(mistake)
+    assert result.status is Status.FAILED
+    assert hint_words in result.hint, result.message
+
+
+def test_inverted_mask_names_the_older_convention():
+    result = check_causal_mask(lambda n: torch.ones(n, n, dtype=torch.bool).triu(1))
+    assert "inverted" in result.hint and "older code" in result.hint
+
+
+@pytest.mark.parametrize(
+    ("candidate", "words"),
+    [
+        (lambda n: (_ for _ in ()).throw(ValueError("boom")), "raised ValueError: boom"),
+        (lambda n: [[True]], "is of type list"),
+        (lambda n: torch.ones(n, n, dtype=torch.bool).tril().numpy(), "NumPy array"),
+        (lambda n: torch.ones(1, n, n, dtype=torch.bool).tril(), "has shape"),
+    ],
+)
+def test_broken_candidates_fail_cleanly(candidate, words):
+    result = check_causal_mask(candidate)
+    assert result.status is Status.FAILED
+    assert words in result.message

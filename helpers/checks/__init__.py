@@ -6,6 +6,7 @@ never raises, whatever the candidate does.
 
 from helpers.checks.blocks import check_decoder_layer, check_layer_norm
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
+from helpers.checks.decoding import check_greedy_decode
 from helpers.checks.heads import check_merge_heads, check_multi_head_attention, check_split_heads
 from helpers.checks.positional import check_sinusoidal_positional_encoding
 from helpers.checks.qkv import check_project_qkv
@@ -31,4 +32,5 @@ __all__ = [
     "check_sinusoidal_positional_encoding",  # 06
     "check_layer_norm",  # 07
     "check_decoder_layer",  # 08
+    "check_greedy_decode",  # 09
 ]

@@ -1,0 +1,111 @@
+"""Training and evaluation for the sequence-to-sequence tasks (notebook 09).
+
+The recipe of "Attention Is All You Need", scaled down: Adam with β = (0.9, 0.98), the
+warm-up learning-rate schedule, label smoothing, teacher forcing; evaluation by exact match
+of greedy decodings.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from helpers.data import BOS, EOS, PAD, VOCAB, Batch, CharVocab, batches, encode_pairs
+
+
+def warmup_schedule(d_model: int, warmup_steps: int, factor: float = 1.0) -> Callable[[int], float]:
+    """The paper's learning rate: `factor · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5)`.
+
+    It rises linearly for `warmup_steps` steps, then decays as 1/√step. `step` counts from 0
+    (torch's LambdaLR convention); the formula uses step + 1.
+    """
+
+    def rate(step: int) -> float:
+        step += 1
+        return factor * d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)
+
+    return rate
+
+
+def train(
+    model: nn.Module,
+    data: Batch,
+    steps: int,
+    batch_size: int = 64,
+    warmup_steps: int = 200,
+    lr_factor: float = 1.0,
+    label_smoothing: float = 0.1,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> list[float]:
+    """Train `model` with teacher forcing for `steps` mini-batches; return the loss of every step.
+
+    `model(src, tgt_in)` must return logits `(B, n_t, vocab)`; the loss compares them with
+    `tgt_out` (the target shifted left), ignoring padding.
+    """
+    from tqdm import tqdm
+
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+    d_model = getattr(model, "d_model", 512)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(d_model, warmup_steps, lr_factor))
+    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=label_smoothing)
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    epoch: list[Batch] = []
+    bar = tqdm(range(steps), desc="training", disable=not progress, file=sys.stderr, mininterval=1.0)
+    for _ in bar:
+        if not epoch:
+            epoch = batches(data, batch_size, generator)
+        batch = epoch.pop().to(device)
+        logits = model(batch.src, batch.tgt_in)
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        if len(losses) % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.3f}")
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def teacher_forced_loss(model: nn.Module, data: Batch, batch_size: int = 500) -> float:
+    """Mean cross-entropy (no smoothing) of the next token given the TRUE previous tokens."""
+    model.eval()
+    device = next(model.parameters()).device
+    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
+    total, count = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        batch = data[i : i + batch_size].to(device)
+        logits = model(batch.src, batch.tgt_in)
+        total += loss_fn(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1)).item()
+        count += int((batch.tgt_out != PAD).sum())
+    return total / count
+
+
+@torch.no_grad()
+def predict(model: nn.Module, sources: Sequence[str], max_len: int, vocab: CharVocab = VOCAB,
+            batch_size: int = 500) -> list[str]:
+    """Greedy decodings of `sources`, as text."""
+    model.eval()
+    device = next(model.parameters()).device
+    outputs: list[str] = []
+    for i in range(0, len(sources), batch_size):
+        chunk = sources[i : i + batch_size]
+        src = encode_pairs([(s, "") for s in chunk], vocab).src.to(device)
+        tokens = model.greedy_decode(src, bos_id=BOS, eos_id=EOS, max_len=max_len)
+        outputs.extend(vocab.decode(row[1:]) for row in tokens.cpu())
+    return outputs
+
+
+def exact_match(model: nn.Module, pairs: Sequence[tuple[str, str]], max_len: int, vocab: CharVocab = VOCAB) -> float:
+    """Fraction of sources whose greedy decoding equals the target exactly."""
+    predictions = predict(model, [s for s, _ in pairs], max_len, vocab)
+    return sum(p == t for p, (_, t) in zip(predictions, pairs)) / len(pairs)

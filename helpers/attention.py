@@ -247,4 +247,4 @@ class MultiHeadAttention(nn.Module):
                 for linear, b in ((copy.W_q, b_q), (copy.W_k, b_k), (copy.W_v, b_v)):
                     linear.bias.copy_(b)
                 copy.W_o.bias.copy_(module.out_proj.bias)
-        return copy
+        return copy.train(module.training)

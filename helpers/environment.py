@@ -18,8 +18,10 @@ import numpy as np
 import torch
 
 #: Threads torch may use. Fixed, not "all cores": the order of a parallel reduction
-#: depends on the thread count, and we want the same numbers on a laptop and in CI.
-NUM_THREADS = 2
+#: depends on the thread count, and we want the same numbers on a laptop and in CI. One:
+#: the course's tensors are small, so a second thread saves little, and on a busy machine
+#: spinning worker threads can make small matrix products many times slower.
+NUM_THREADS = 1
 
 #: Environment variable that forces the device ("cpu", "cuda", "mps"). The tests and
 #: `course progress` set it to "cpu" so stored outputs never depend on a GPU.

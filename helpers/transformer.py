@@ -126,7 +126,7 @@ class EncoderLayer(nn.Module):
         ours = ours.to(device=layer.linear1.weight.device, dtype=layer.linear1.weight.dtype)
         ours.self_attention = MultiHeadAttention.from_torch(attention)
         _copy_linear_and_norms(ours, layer, ["norm1", "norm2"])
-        return ours
+        return ours.train(layer.training)
 
 
 class DecoderLayer(nn.Module):
@@ -190,7 +190,7 @@ class DecoderLayer(nn.Module):
         ours.self_attention = MultiHeadAttention.from_torch(attention)
         ours.cross_attention = MultiHeadAttention.from_torch(layer.multihead_attn)
         _copy_linear_and_norms(ours, layer, ["norm1", "norm2", "norm3"])
-        return ours
+        return ours.train(layer.training)
 
 
 class Encoder(nn.Module):

@@ -70,7 +70,13 @@ def test_layer_norm_mistakes_are_named(switches, words):
 
 def test_layer_norm_that_ignores_the_eps_argument_fails():
     result = check_layer_norm(lambda x, w, b, eps=1e-5: ln_two_pass(x, w, b, 1e-5))
-    assert result.status is Status.FAILED
+    assert result.status is Status.FAILED and "ignored the eps argument" in result.hint
+
+
+def test_the_std_plus_eps_formula_of_tutorials_is_named():
+    result = check_layer_norm(lambda x, w, b, eps=1e-5: (x - x.mean(-1, keepdim=True))
+                              / (x.std(-1, keepdim=True) + eps) * w + b)
+    assert result.status is Status.FAILED and "x.std() + eps" in result.hint
 
 
 # ---- decoder_layer -------------------------------------------------------------------------------------

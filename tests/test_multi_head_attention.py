@@ -99,6 +99,12 @@ def test_split_and_merge_are_inverses_and_heads_attend_separately():
         torch.testing.assert_close(out[:, head], scaled_dot_product_attention(*[heads[:, head]] * 3)[0])
 
 
+def test_from_torch_keeps_train_or_eval_mode():
+    reference = nn.MultiheadAttention(D_MODEL, HEADS, batch_first=True)
+    assert MultiHeadAttention.from_torch(reference.eval()).training is False
+    assert MultiHeadAttention.from_torch(reference.train()).training is True
+
+
 def test_bad_sizes_are_clear_errors():
     with pytest.raises(ValueError, match="d_model = 10 must be a positive multiple of num_heads = 4"):
         MultiHeadAttention(10, 4)

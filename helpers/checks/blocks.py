@@ -60,8 +60,11 @@ def check_layer_norm(candidate: object) -> CheckResult:
                  variant(dims=tuple(range(len(shape))))),
                 ("you forgot the learned scale and shift: multiply by weight (γ) and add bias (β).",
                  variant(affine=False)),
-                ("you left out eps: it keeps the division safe when a row is (nearly) constant.",
-                 variant(no_eps=True)),
+                ("the variance is the unbiased one AND eps sits outside the square root (the formula "
+                 "x.std() + eps of some tutorials): use the biased variance, and sqrt(var + eps).",
+                 variant(unbiased=True, eps_outside=True)),
+                ("you left out eps, or ignored the eps argument: it keeps the division safe when a row is "
+                 "(nearly) constant.", variant(no_eps=True)),
             ]
             if len(shape) == 3:
                 mistakes.append(("normalise over the last dimension (the features), not over the tokens (dim=1).",

@@ -30,13 +30,28 @@ def warmup_schedule(d_model: int, warmup_steps: int, factor: float = 1.0) -> Cal
     return rate
 
 
+def warmup_linear_decay(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """A multiplier for a short, fixed budget: linear warm-up to 1, then linear decay to 0 at `total_steps`.
+
+    The paper's 1/√step tail never reaches zero; when the number of steps is known in
+    advance, decaying to zero lets the last steps settle instead of bouncing around.
+    """
+    if not 0 < warmup_steps < total_steps:
+        raise ValueError(f"need 0 < warmup_steps < total_steps, got {warmup_steps} and {total_steps}")
+
+    def rate(step: int) -> float:
+        return min((step + 1) / warmup_steps, max(0.0, (total_steps - step) / (total_steps - warmup_steps)))
+
+    return rate
+
+
 def train(
     model: nn.Module,
     data: Batch,
     steps: int,
     batch_size: int = 64,
-    warmup_steps: int = 200,
-    lr_factor: float = 1.0,
+    lr: float = 3e-3,
+    schedule: Callable[[int], float] | None = None,
     label_smoothing: float = 0.1,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -45,14 +60,17 @@ def train(
     """Train `model` with teacher forcing for `steps` mini-batches; return the loss of every step.
 
     `model(src, tgt_in)` must return logits `(B, n_t, vocab)`; the loss compares them with
-    `tgt_out` (the target shifted left), ignoring padding.
+    `tgt_out` (the target shifted left), ignoring padding. The learning rate is
+    `lr · schedule(step)`; by default a 10% warm-up, then linear decay to zero. For the
+    paper's schedule pass `lr=1.0, schedule=warmup_schedule(d_model, warmup_steps)`.
     """
     from tqdm import tqdm
 
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
-    d_model = getattr(model, "d_model", 512)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(d_model, warmup_steps, lr_factor))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9)
+    if schedule is None:
+        schedule = warmup_linear_decay(max(1, steps // 10), steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=label_smoothing)
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []

@@ -4,6 +4,7 @@
     course workbook [--out DIR] blank student workbooks (default: workbooks/)
     course progress [DIR]       run the workbooks and tabulate every exercise
     course execute NOTEBOOK...  (for authors) run notebooks in place and store their outputs
+    course slides [NN ...] [--out DIR]  reveal.js slide decks that work offline (default: slides/)
 """
 
 from __future__ import annotations
@@ -82,6 +83,18 @@ def cmd_execute(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_slides(args: argparse.Namespace) -> int:
+    from helpers.slides import export_decks
+
+    root = course_root()
+    out = Path(args.out) if args.out else root / "slides"
+    report = export_decks(root / "notebooks", out, args.numbers)
+    for deck in report.decks:
+        print(f"wrote {deck.path} ({deck.slides} slides)")
+    print(f"open {report.index} in a browser (no network needed); in a deck press S for the speaker view")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Attention, step by step: the course command.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,7 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("execute", help="(authors) run notebooks top to bottom and save their outputs")
     p.add_argument("notebooks", nargs="+", help="notebook files")
     p.set_defaults(func=cmd_execute)
+
+    p = sub.add_parser("slides", help="export reveal.js slide decks that work with no network")
+    p.add_argument("numbers", nargs="*", metavar="NN", help="notebook numbers, e.g. 03 or 3 (default: all)")
+    p.add_argument("--out", default=None, help="folder for the decks (default: slides/ in the course)")
+    p.set_defaults(func=cmd_slides)
+    p = sub.add_parser("bench", help="measure the course's code against PyTorch's: one table of ratios")
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds; not for reporting)")
+    p.add_argument("--no-notebooks", action="store_true", help="skip executing every notebook (the longest row)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: $COURSE_DEVICE, else a GPU if present)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: as in the notebooks)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
+    p.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from helpers.bench import format_table, run_benchmark
+
+    try:
+        header, rows = run_benchmark(quick=args.quick, notebooks=not args.no_notebooks, device=args.device,
+                                     threads=args.threads, repeats=args.repeats,
+                                     progress=lambda text: print(text, file=sys.stderr, flush=True))
+    except ValueError as exc:  # an unknown device, a device that is not there, repeats < 1
+        raise CourseError(str(exc)) from None
+    print(format_table(header, rows))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,11 +23,11 @@ def pyproject() -> dict:
 
 
 def conda_dependencies() -> set[str]:
-    """Names under `dependencies:` in environment.yml (top level, not the pip section)."""
+    """Names under `dependencies:` in environment.yml: from conda-forge, and from PyPI in its pip section."""
     names = set()
     text = (ROOT / "environment.yml").read_text(encoding="utf-8")
     for line in text.split("\ndependencies:\n", 1)[1].splitlines():
-        match = re.match(r"^  - ([A-Za-z0-9_.\-]+)", line)
+        match = re.match(r"^  - ([A-Za-z0-9_.\-]+)", line) or re.match(r"^      - ([A-Za-z0-9][A-Za-z0-9_.\-]*)", line)
         if match:
             names.add(CONDA_TO_PYPI.get(match.group(1).lower(), match.group(1).lower()))
     return names

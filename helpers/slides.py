@@ -1,0 +1,461 @@
+"""Reveal.js slide decks of the course notebooks that work with no network: `course slides`.
+
+A deck is one HTML page per notebook, exported with nbconvert's reveal.js exporter through a
+small course template. Everything a deck loads comes from files beside it, copied at export
+time from two installed PyPI packages (never from the repository, never from the network):
+
+- reveal.js (its script, style, the white theme with its fonts, the speaker-notes plugin)
+  from ``sphinx-revealjs``, which ships reveal.js's own distribution files;
+- MathJax 2 (TeX input, SVG output: no web fonts to load) from ``jupyter-server-mathjax``.
+
+The output folder holds ``NN_name.slides.html`` per notebook, ``index.html`` (links to the
+decks) and ``_assets/`` (reveal.js and MathJax). Copy the folder anywhere: it is self-contained.
+Files the command did not write are never overwritten.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import importlib.metadata
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbformat import NotebookNode
+
+from helpers.notebooks import CourseError, notebook_paths, read_notebook
+
+#: Slide size in CSS pixels: 16:9, what projectors and lecture-hall screens show.
+SLIDE_WIDTH = 1280
+SLIDE_HEIGHT = 720
+
+ASSETS = "_assets"
+#: A file inside ASSETS that says the course wrote the folder (and with which package versions).
+ASSETS_STAMP = "COURSE_SLIDES_ASSETS"
+#: Every page the command writes carries this tag; a page without it is never overwritten.
+GENERATOR = '<meta name="generator" content="course slides">'
+# nbconvert rewrites the page's markup (attribute order, closing slashes): match the tag, not the text.
+_GENERATOR_TAG = re.compile(r'<meta\b(?=[^>]*\bname="generator")(?=[^>]*\bcontent="course slides")[^>]*>')
+DECK_SUFFIX = ".slides.html"
+INDEX = "index.html"
+
+# Where the assets come from: (PyPI distribution, import package, folder inside the package).
+REVEAL_SOURCE = ("sphinx-revealjs", "sphinx_revealjs", "_static/revealjs")
+MATHJAX_SOURCE = ("jupyter-server-mathjax", "jupyter_server_mathjax", "static")
+
+# The reveal.js files a deck uses (relative to reveal.js's root).
+REVEAL_FILES = (
+    "LICENSE",
+    "dist/reveal.js",
+    "dist/reveal.css",
+    "dist/theme/white.css",
+    "dist/theme/fonts/source-sans-pro",
+    "plugin/notes/notes.js",
+)
+# MathJax folders a deck never needs: the HTML-CSS output and its web fonts (decks use SVG
+# output), the accessibility explorer, and translations of MathJax's menus.
+MATHJAX_SKIP = ("jax/output/SVG", "extensions/a11y")
+MATHJAX_LANGUAGES = ("en",)
+
+# Resource references that make a browser fetch something: src=/href=/srcset=/data=/poster=
+# attributes, CSS url(...) and @import, and JavaScript module imports.
+_REMOTE_REFERENCE = re.compile(
+    r"""(?:\b(?:src|href|srcset|data|poster|action)\s*=\s*["']?\s*|url\(\s*["']?|@import\s+["']|\bimport\s*\(?\s*["']|"""
+    r"""\bfrom\s+["'])((?:https?:|wss?:|ftp:)?//[^"')\s>]+)""",
+    re.IGNORECASE,
+)
+
+_STYLE = re.compile(r"<style[^>]*>.*?</style>", re.S | re.I)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+
+# The page template: nbconvert's reveal template, minus everything it loads from CDNs
+# (jQuery, RequireJS, Mermaid, MathJax, reveal.js), plus the course's slide style.
+TEMPLATE = r"""{%- extends 'index.html.j2' -%}
+
+{#- nbconvert's reveal template loads jQuery, RequireJS and Mermaid from CDNs; a deck needs none of them. -#}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+
+{%- block html_head_js_mathjax -%}
+<script type="text/x-mathjax-config">
+window.courseSlides = {mathErrors: []};
+MathJax.Hub.Config({
+  jax: ["input/TeX", "output/HTML-CSS"],
+  extensions: ["tex2jax.js"],
+  // A TeX mistake shows as an error (and is reported), not quietly as source text.
+  TeX: {extensions: ["AMSmath.js", "AMSsymbols.js"], noErrors: {disabled: true}, noUndefined: {disabled: true}},
+  tex2jax: {
+    inlineMath: [["$", "$"], ["\\(", "\\)"]],
+    displayMath: [["$$", "$$"], ["\\[", "\\]"]],
+    processEscapes: true,
+    processEnvironments: true
+  },
+  "HTML-CSS": {
+    availableFonts: [], preferredFont: null, font: "STIX-Web", webFont: "STIX-Web", imageFont: null,
+    linebreaks: {automatic: true}  // a long formula wraps at the slide's edge instead of running off it
+  },
+  // The hidden MathML for screen readers names TeX web fonts that the package does not ship: use STIX.
+  NativeMML: {styles: {
+    '[mathvariant="double-struck"]': {"font-family": "STIXMathJax_DoubleStruck, serif"},
+    '[mathvariant="script"]': {"font-family": "STIXMathJax_Script, serif"},
+    '[mathvariant="fraktur"]': {"font-family": "STIXMathJax_Fraktur, serif"},
+    '[class="MJX-tex-caligraphic"]': {"font-family": "STIXMathJax_Script, serif"}
+  }},
+  messageStyle: "none",
+  showMathMenu: false,
+  menuSettings: {zoom: "None"}
+});
+MathJax.Hub.Register.MessageHook("TeX Jax - parse error", function (message) {
+  courseSlides.mathErrors.push(String(message[1]) + " in " + String(message[2]).slice(0, 80));
+});
+MathJax.Hub.Register.MessageHook("Math Processing Error", function (message) {
+  courseSlides.mathErrors.push(String(message[2] && message[2].message || message[1]));
+});
+</script>
+<script src="{{ resources.mathjax_url }}"></script>
+{%- endblock html_head_js_mathjax -%}
+
+{%- block html_head -%}
+{{ resources.course_generator }}
+{{ super() }}
+{%- endblock html_head -%}
+
+{%- block html_head_css -%}
+<style type="text/css">
+/* Lecture-hall sizes on a {{ resources.reveal.width }} x {{ resources.reveal.height }} slide. */
+:root {
+  --jp-content-font-size1: 24px;
+  --jp-ui-font-size1: 22px;
+  --jp-code-font-size: 20px;
+  --jp-code-line-height: 1.3;
+}
+.reveal .slides section { padding: 0; }
+.reveal .jp-Cell { padding: 2px 0; }
+.reveal .jp-RenderedHTMLCommon { padding-right: 0; line-height: 1.4; }
+.reveal .jp-RenderedHTMLCommon h1 { font-size: 52px; line-height: 1.2; margin-top: 0.3em; }
+.reveal .jp-RenderedHTMLCommon h2 { font-size: 40px; line-height: 1.2; margin-top: 0.2em; }
+.reveal .jp-RenderedHTMLCommon h3 { font-size: 32px; line-height: 1.2; margin-top: 0.2em; }
+.reveal .jp-RenderedHTMLCommon h4 { font-size: 28px; }
+.reveal .jp-RenderedHTMLCommon table { font-size: 21px; }
+.reveal .jp-RenderedHTMLCommon code { font-size: 0.9em; }
+/* Code and text output fill the slide's width and wrap long lines instead of cutting them off. */
+.reveal div.highlight > pre, .reveal div.jp-OutputArea-output > pre {
+  width: 100%; box-sizing: border-box; white-space: pre-wrap; overflow-wrap: anywhere;
+}
+.reveal .jp-RenderedHTMLCommon h1, .reveal .jp-RenderedHTMLCommon h2, .reveal .jp-RenderedHTMLCommon h3,
+.reveal .jp-RenderedHTMLCommon h4 { text-transform: none; }
+.reveal .jp-OutputArea-output img { max-width: 100%; margin: 4px 0; }
+/* Inline code wraps like text (no space hanging past the slide's edge at a line break). */
+.reveal .jp-RenderedHTMLCommon :not(pre) > code { white-space: normal; overflow-wrap: anywhere; }
+/* Speaker notes stay in the speaker view (S). */
+.reveal aside.notes { display: none; }
+</style>
+{%- endblock html_head_css -%}
+
+{% block footer_js %}
+<script src="{{ resources.reveal.url_prefix }}/dist/reveal.js"></script>
+<script src="{{ resources.reveal.url_prefix }}/plugin/notes/notes.js"></script>
+<script>
+Reveal.initialize({
+  width: {{ resources.reveal.width }},
+  height: {{ resources.reveal.height }},
+  margin: 0.04,
+  center: false,
+  controls: true,
+  progress: true,
+  hash: true,
+  slideNumber: "{{ resources.reveal.number }}",
+  transition: "{{ resources.reveal.transition }}",
+  // Lay out every slide (hidden, not display:none), so MathJax measures each formula once, right.
+  viewDistance: 1000,
+  plugins: [RevealNotes]
+});
+</script>
+{% endblock footer_js %}
+"""
+
+
+@dataclass
+class Deck:
+    number: str
+    path: Path
+    slides: int
+
+
+@dataclass
+class Report:
+    out: Path
+    decks: list[Deck] = field(default_factory=list)
+    index: Path | None = None
+
+
+# --- choosing notebooks and checking the output folder --------------------------------------------
+
+
+def select_notebooks(folder: Path, numbers: Sequence[str] = ()) -> list[Path]:
+    """The notebooks named by `numbers` ("3", "03"), in course order; all of them when none is given."""
+    paths = notebook_paths(folder)
+    if not paths:
+        raise CourseError(f"no course notebooks (NN_name.ipynb) in {folder}")
+    by_number = {int(p.name[:2]): p for p in paths}
+    valid = ", ".join(p.name[:2] for p in paths)
+    if not numbers:
+        return paths
+    chosen: list[Path] = []
+    for token in numbers:
+        if not token.isdigit() or int(token) not in by_number:
+            raise CourseError(f"no notebook {token}: the notebooks are {valid}")
+        if by_number[int(token)] not in chosen:
+            chosen.append(by_number[int(token)])
+    return sorted(chosen)
+
+
+def _written_by_us(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return bool(_GENERATOR_TAG.search(f.read(4096)))
+    except OSError:
+        return False
+
+
+def prepare_out(out: Path, names: Iterable[str]) -> None:
+    """Check `out` before anything is written: a folder (or one its parent can hold), writable,
+    with no file of another origin where a deck, the index or the assets would go."""
+    if out.exists() and not out.is_dir():
+        raise CourseError(f"{out} is a file, not a folder: give --out a folder")
+    if not out.exists():
+        if not out.parent.is_dir():
+            raise CourseError(f"cannot create {out}: its parent folder {out.parent} does not exist")
+        return
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise CourseError(f"cannot write to {out}: permission denied")
+    foreign = [n for n in [*names, INDEX] if (out / n).exists() and not _written_by_us(out / n)]
+    assets = out / ASSETS
+    if assets.exists() and not (assets / ASSETS_STAMP).is_file():
+        foreign.append(ASSETS + "/")
+    if foreign:
+        raise CourseError(f"{out} already holds {', '.join(foreign)}, not written by `course slides`: "
+                          "choose another --out (nothing was changed)")
+
+
+# --- assets: reveal.js and MathJax from installed packages ---------------------------------------
+
+
+def package_folder(distribution: str, package: str, inside: str) -> Path:
+    """A folder inside an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CourseError(f"the package {distribution} is not installed: run `pip install -e .` in the course folder")
+    folder = Path(next(iter(spec.submodule_search_locations))) / inside
+    if not folder.is_dir():
+        raise CourseError(
+            f"{distribution} has no {inside}/ folder: reinstall it (`pip install --force-reinstall {distribution}`)"
+        )
+    return folder
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def asset_sources() -> tuple[Path, Path]:
+    """reveal.js's and MathJax's root folders in the installed packages."""
+    reveal = package_folder(*REVEAL_SOURCE)
+    mathjax = package_folder(*MATHJAX_SOURCE)
+    for folder, needed in ((reveal, "dist/reveal.js"), (mathjax, "MathJax.js")):
+        if not (folder / needed).is_file():
+            raise CourseError(f"no {needed} in {folder}: reinstall the course's dependencies (`pip install -e .`)")
+    return reveal, mathjax
+
+
+def copy_assets(out: Path) -> Path:
+    """Copy reveal.js and MathJax into `out/_assets` (skipped when the same versions are there)."""
+    reveal, mathjax = asset_sources()
+    stamp = (
+        f"written by `course slides`: reveal.js from {REVEAL_SOURCE[0]} {_version(REVEAL_SOURCE[0])}, "
+        f"MathJax from {MATHJAX_SOURCE[0]} {_version(MATHJAX_SOURCE[0])}\n"
+    )
+    assets = out / ASSETS
+    stamp_file = assets / ASSETS_STAMP
+    if stamp_file.is_file() and stamp_file.read_text(encoding="utf-8") == stamp:
+        return assets
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".assets-"))
+    try:
+        for name in REVEAL_FILES:
+            source, target = reveal / name, staging / "reveal.js" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+
+        def skip(folder: str, names: list[str]) -> list[str]:
+            relative = Path(folder).relative_to(mathjax).as_posix()
+            if relative == "localization":
+                return [n for n in names if n not in MATHJAX_LANGUAGES]
+            return [n for n in names if (n if relative == "." else f"{relative}/{n}") in MATHJAX_SKIP]
+
+        shutil.copytree(mathjax, staging / "mathjax", ignore=skip)
+        (staging / ASSETS_STAMP).write_text(stamp, encoding="utf-8")
+        os.chmod(staging, 0o777 & ~_umask())
+        if assets.exists():
+            shutil.rmtree(assets)
+        staging.rename(assets)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return assets
+
+
+# --- exporting ------------------------------------------------------------------------------------
+
+
+def count_slides(nb: NotebookNode) -> int:
+    """How many slides (reveal.js sections, subslides included) the notebook's metadata makes."""
+    types = [c.get("metadata", {}).get("slideshow", {}).get("slide_type", "-") for c in nb.cells]
+    visible = [i for i, t in enumerate(types) if t not in ("notes", "skip")]
+    if not visible:
+        return 0
+    return 1 + sum(1 for t in types[visible[0] + 1 :] if t in ("slide", "subslide"))
+
+
+def exporter():  # -> nbconvert.SlidesExporter
+    """nbconvert's reveal.js exporter, set up for decks that load only files beside them."""
+    from nbconvert import SlidesExporter
+
+    return SlidesExporter(
+        raw_template=TEMPLATE,
+        reveal_url_prefix=f"{ASSETS}/reveal.js",
+        reveal_theme="white",
+        reveal_transition="slide",
+        reveal_number="c/t",
+        reveal_width=str(SLIDE_WIDTH),
+        reveal_height=str(SLIDE_HEIGHT),
+        mathjax_url=f"{ASSETS}/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full",
+        # Never used by the course template; set so that no CDN address is even in memory.
+        require_js_url="",
+        jquery_url="",
+        mermaid_js_url="",
+        embed_images=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+
+
+def render_deck(nb: NotebookNode, name: str, folder: Path, using=None) -> str:
+    """The HTML page of one deck (`folder`: where the notebook's relative images live; `using`: an exporter)."""
+    if count_slides(nb) == 0:
+        raise CourseError(f"{name}: every cell is skip or notes, so there is no slide to show")
+    nb = copy.deepcopy(nb)
+    nb.metadata["title"] = deck_title(nb, name)  # the browser tab shows "03 · Scaling by √d_k slides"
+    body, _ = (using or exporter()).from_notebook_node(
+        nb, resources={"metadata": {"name": name, "path": str(folder)}, "course_generator": GENERATOR}
+    )
+    # Style sheets nbconvert inlines carry credits with web addresses in comments: a deck has no use for them.
+    body = _STYLE.sub(lambda m: _CSS_COMMENT.sub("", m.group(0)), body)
+    remote = remote_references(body)
+    if remote:
+        raise CourseError(f"{name}: the deck would load {remote[0]} from the network ({len(remote)} such reference(s))")
+    return body
+
+
+def remote_references(text: str) -> list[str]:
+    """Remote addresses a page (or style sheet) would load: script, style, image, font, frame sources."""
+    return sorted(set(_REMOTE_REFERENCE.findall(text)))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_text(path: Path, text: str) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # readable like any file the user writes (mkstemp makes it private)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def index_page(decks: Sequence[tuple[str, str, int]]) -> str:
+    """A page linking every deck: (file name, title, number of slides)."""
+    items = "\n".join(
+        f'<li><a href="{html.escape(f)}">{html.escape(title)}</a> <span>({n} slides)</span></li>'
+        for f, title, n in decks
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+{GENERATOR}
+<title>Attention, step by step: slides</title>
+<style>
+body {{ font-family: sans-serif; max-width: 48em; margin: 2em auto; font-size: 20px; line-height: 1.5; }}
+span {{ color: #666; }}
+kbd {{ border: 1px solid #999; border-radius: 3px; padding: 0 0.3em; }}
+</style>
+</head>
+<body>
+<h1>Attention, step by step: slides</h1>
+<ul>
+{items}
+</ul>
+<p><kbd>→</kbd>/<kbd>Space</kbd> next, <kbd>←</kbd> back, <kbd>S</kbd> speaker view with notes,
+<kbd>F</kbd> full screen, <kbd>Esc</kbd> overview, <kbd>B</kbd> black screen.</p>
+</body>
+</html>
+"""
+
+
+def deck_title(nb: NotebookNode, fallback: str) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            text = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+            match = re.search(r"^#\s+(.+)$", text, re.M)
+            if match:
+                return match.group(1).replace("*", "").strip()
+    return fallback
+
+
+def export_decks(folder: Path, out: Path, numbers: Sequence[str] = ()) -> Report:
+    """Export the chosen notebooks of `folder` as decks in `out`; checks everything before writing."""
+    paths = select_notebooks(folder, numbers)
+    names = [p.stem + DECK_SUFFIX for p in paths]
+    prepare_out(out, names)
+    asset_sources()  # a missing package is reported before anything is written
+    notebooks = [(p, read_notebook(p)) for p in paths]
+    using = exporter()
+    pages = [(p, nb, render_deck(nb, p.stem, p.parent, using)) for p, nb in notebooks]  # all before any write
+    created = not out.exists()
+    try:
+        if created:
+            out.mkdir()
+        copy_assets(out)
+        report = Report(out=out)
+        for (path, nb, page), name in zip(pages, names):
+            _write_text(out / name, page)
+            report.decks.append(Deck(number=path.name[:2], path=out / name, slides=count_slides(nb)))
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise CourseError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    listed = []
+    for page in sorted(out.glob("*" + DECK_SUFFIX)):
+        if _written_by_us(page):
+            nb_path = folder / (page.name[: -len(DECK_SUFFIX)] + ".ipynb")
+            nb = read_notebook(nb_path) if nb_path.is_file() else None
+            title = deck_title(nb, page.stem) if nb else page.stem
+            listed.append((page.name, title, count_slides(nb) if nb else 0))
+    report.index = out / INDEX
+    _write_text(report.index, index_page(listed))
+    return report

@@ -1,0 +1,285 @@
+"""Headless Chromium for the slide tests: find it, open a deck offline, inspect every slide.
+
+Used by tests/test_slides.py. The browser is Debian's `chromium` (or any Chromium/Chrome given
+by COURSE_CHROMIUM), driven by Playwright's Python package; Playwright's own browser downloads
+are never used. Every request that is not a local file is blocked and recorded, so a deck that
+needs the network fails the test instead of quietly loading something.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHROMIUM_ENV = "COURSE_CHROMIUM"
+HOW_TO_INSTALL = (
+    "no Chromium found, so the slide decks were not checked in a browser: install it with "
+    "`sudo apt-get install chromium` (Debian, Ubuntu: chromium-browser), or point "
+    f"{CHROMIUM_ENV} at a Chromium or Chrome executable"
+)
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: The browser window: a 16:9 screen, the shape the decks are made for.
+VIEWPORT = {"width": 1280, "height": 720}
+#: How far (in slide pixels) content may poke out of the slide before it counts as overflow.
+TOLERANCE = 2
+#: MathJax probes web-font loading with a font at about:blank; its failure is expected.
+EXPECTED_FAILURES = ("about:blank",)
+
+
+def find_chromium() -> str | None:
+    """A Chromium executable: $COURSE_CHROMIUM, else chromium / chromium-browser / google-chrome on PATH."""
+    candidates = [os.environ.get(CHROMIUM_ENV), "chromium", "chromium-browser", "google-chrome", "/usr/bin/chromium"]
+    for candidate in candidates:
+        if candidate:
+            found = shutil.which(candidate)
+            if found:
+                return found
+    return None
+
+
+@dataclass
+class BrowserLog:
+    """What the browser saw that a deck must not cause: network requests, script errors, failed loads."""
+
+    remote_requests: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed_loads: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.remote_requests.clear()
+        self.page_errors.clear()
+        self.failed_loads.clear()
+
+
+@contextmanager
+def chromium(executable: str) -> Iterator[tuple[object, BrowserLog]]:
+    """A fresh browser profile with the network cut off: (Playwright BrowserContext, its log)."""
+    from playwright.sync_api import sync_playwright
+
+    log = BrowserLog()
+    profile = tempfile.mkdtemp(prefix="course-chromium-")
+    try:
+        with sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                profile, executable_path=executable, headless=True, args=LAUNCH_ARGS, viewport=VIEWPORT
+            )
+
+            def route(route_) -> None:
+                url = route_.request.url
+                if url.startswith(("file:", "data:", "blob:")):
+                    route_.continue_()
+                else:
+                    log.remote_requests.append(url)
+                    route_.abort()
+
+            context.route("**/*", route)
+            try:
+                yield context, log
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_deck(context, log: BrowserLog, path: Path, timeout_ms: int = 60_000):
+    """Open a deck from its file and wait until reveal.js is ready and MathJax has typeset the page."""
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    page.on("pageerror", lambda error: log.page_errors.append(str(error)))
+    page.on(
+        "requestfailed",
+        lambda request: None if request.url.startswith(EXPECTED_FAILURES) else log.failed_loads.append(request.url),
+    )
+    page.goto(path.resolve().as_uri())
+    page.wait_for_function("() => window.Reveal && Reveal.isReady()")
+    if page.evaluate("() => Boolean(window.MathJax && MathJax.Hub)"):
+        page.evaluate("() => new Promise(done => MathJax.Hub.Queue(() => done(true)))")
+    else:
+        log.page_errors.append("MathJax did not load")
+    page.evaluate("() => Reveal.configure({transition: 'none', backgroundTransition: 'none'})")
+    return page
+
+
+# Measures the current slide, everything in slide pixels (the slide is width x height before
+# reveal.js scales it to the window). Fragments are laid out even while hidden, so the measure
+# is that of the fully built slide.
+INSPECT_SLIDES = r"""
+async ([first, last]) => {
+  const results = [];
+  for (let i = first; i < last; i++) {
+    const ix = Reveal.getIndices(Reveal.getSlides()[i]);
+    Reveal.slide(ix.h, ix.v, 1000);  // every fragment shown
+    results.push(await inspect());
+  }
+  return results;
+}"""
+
+INSPECT_FUNCTION = r"""
+window.courseInspect = async () => {
+  const slide = Reveal.getCurrentSlide();
+  const config = Reveal.getConfig();
+  const area = document.querySelector('.reveal .slides').getBoundingClientRect();
+  const scale = area.width / config.width;
+  const tolerance = TOLERANCE;
+  const images = Array.from(slide.querySelectorAll('img'));
+  await Promise.all(images.map(img => img.decode().catch(() => null)));
+  const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
+      ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '');
+  const skip = el => el.closest('aside.notes, script, style');
+  // A formula and a block of code are measured as a whole (their insides are thousands of spans).
+  const whole = '.MathJax, .MathJax_Display, .MathJax_Preview, pre';
+  const inside = el => el.parentElement && el.parentElement.closest(whole);
+  let bottom = 0, right = 0, left = 0, top = 0, worst = null, worstBy = 0;
+  const clipped = [];
+  for (const el of slide.querySelectorAll('*')) {
+    if (skip(el) || inside(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    const over = {
+      bottom: (r.bottom - area.top) / scale - config.height,
+      right: (r.right - area.left) / scale - config.width,
+      left: (area.left - r.left) / scale,
+      top: (area.top - r.top) / scale,
+    };
+    bottom = Math.max(bottom, over.bottom); right = Math.max(right, over.right);
+    left = Math.max(left, over.left); top = Math.max(top, over.top);
+    const by = Math.max(over.bottom, over.right, over.left, over.top);
+    if (by > worstBy) { worstBy = by; worst = name(el); }
+    const style = getComputedStyle(el);
+    const hiddenX = ['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX);
+    const hiddenY = ['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowY);
+    if ((hiddenX && el.scrollWidth > el.clientWidth + tolerance)
+        || (hiddenY && el.scrollHeight > el.clientHeight + tolerance)) {
+      clipped.push(`${name(el)} (${el.scrollWidth}x${el.scrollHeight} in ${el.clientWidth}x${el.clientHeight})`);
+    }
+  }
+  // TeX that MathJax left as text: outside code, outputs and typeset math.
+  const rawTex = [];
+  const walker = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT, {acceptNode: node =>
+      node.parentElement.closest('pre, code, script, style, textarea, aside.notes, .jp-OutputArea, ' + whole)
+        ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+  const tex = /\$\$|\$[^$\s][^$]*\$|\\\(|\\\[|\\begin\{|\\frac\b|\\sqrt\b/;
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const match = node.textContent.match(tex);
+    if (match) rawTex.push(node.textContent.trim().slice(0, 60));
+  }
+  const plainText = el => {
+    const parts = [];
+    const texts = document.createTreeWalker(el, NodeFilter.SHOW_TEXT, {acceptNode: node =>
+        node.parentElement.closest('script, .MathJax_Preview, .MJX_Assistive_MathML, .anchor-link')
+          ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+    for (let node = texts.nextNode(); node; node = texts.nextNode()) parts.push(node.textContent);
+    return parts.join('').replace(/\s+/g, ' ').trim();
+  };
+  const heading = slide.querySelector('h1, h2, h3, h4');
+  const visible = Array.from(slide.children).filter(el => !el.matches('aside.notes'));
+  return {
+    indices: Reveal.getIndices(slide),
+    title: (heading ? plainText(heading) : plainText(slide)).slice(0, 50),
+    present: slide.classList.contains('present') && getComputedStyle(slide).display !== 'none',
+    height: slide.getBoundingClientRect().height / scale,
+    text: (slide.innerText || '').trim().length,
+    pictures: slide.querySelectorAll('img, svg, canvas').length,
+    children: visible.length,
+    overflow: {bottom, right, left, top},
+    worst,
+    clipped,
+    images: images.map(img => ({
+      ok: img.complete && img.naturalWidth > 0, src: (img.getAttribute('src') || '').slice(0, 50)})),
+    math: slide.querySelectorAll('.MathJax, .MathJax_Display').length,
+    mathErrors: Array.from(slide.querySelectorAll('.merror, .noError')).map(e => e.textContent.slice(0, 60)),
+    rawTex,
+    notes: Array.from(slide.querySelectorAll('aside.notes')).map(n => n.textContent.trim()).filter(Boolean).length,
+  };
+}
+""".replace("TOLERANCE", str(TOLERANCE))
+INSPECT_SLIDES = INSPECT_SLIDES.replace("await inspect()", "await window.courseInspect()")
+
+
+@dataclass
+class DeckInspection:
+    name: str
+    slides: list[dict]
+    math_errors: list[str]
+    log: BrowserLog
+
+    def overflowing(self) -> list[str]:
+        """Titles of the slides whose content overflows the slide or is cut off."""
+        return [s["title"] for s in self.slides if _overflows(s)]
+
+    def problems(self, known_overflow: Iterable[str] = ()) -> list[str]:
+        """One line per problem: which slide (number as reveal.js shows it, and title) and what.
+
+        `known_overflow`: titles of slides whose overflow is known (listed in the test); not reported.
+        """
+        known = Counter(known_overflow)
+        found = [f"{self.name}: the deck asked the network for {url}" for url in self.log.remote_requests]
+        found += [f"{self.name}: a script failed: {error}" for error in self.log.page_errors]
+        found += [f"{self.name}: could not load {url}" for url in self.log.failed_loads]
+        found += [f"{self.name}: MathJax could not typeset: {error}" for error in self.math_errors]
+        for number, s in enumerate(self.slides, start=1):
+            where = f"{self.name} slide {number} ({s['indices']['h']}/{s['indices']['v']}, {s['title']!r})"
+            if not s["present"] or s["height"] <= 0 or not (s["text"] or s["pictures"]):
+                found.append(f"{where}: does not render (empty or hidden)")
+            sides = {side: by for side, by in s["overflow"].items() if by > TOLERANCE}
+            if _overflows(s) and known[s["title"]] > 0:
+                known[s["title"]] -= 1
+                sides, s = {}, {**s, "clipped": []}
+            if sides:
+                what = ", ".join(f"{by:.0f}px past the {side}" for side, by in sides.items())
+                found.append(f"{where}: content overflows the slide: {what} (worst: {s['worst']})")
+            if s["clipped"]:
+                found.append(f"{where}: content cut off inside {', '.join(s['clipped'][:3])}")
+            for image in s["images"]:
+                if not image["ok"]:
+                    found.append(f"{where}: image did not load: {image['src']}")
+            if s["rawTex"]:
+                found.append(f"{where}: LaTeX not typeset: {s['rawTex'][:3]}")
+            if s["mathErrors"]:
+                found.append(f"{where}: LaTeX error shown: {s['mathErrors'][:3]}")
+        return found
+
+
+def _overflows(slide: dict) -> bool:
+    return any(by > TOLERANCE for by in slide["overflow"].values()) or bool(slide["clipped"])
+
+
+def inspect_deck(
+    context, log: BrowserLog, path: Path, screenshots: Path | None = None, shots: int = 3
+) -> DeckInspection:
+    """Visit every slide of a deck; save the first `shots` slides (all fragments shown) as PNGs."""
+    log.clear()
+    page = open_deck(context, log, path)
+    try:
+        count = page.evaluate("() => Reveal.getSlides().length")
+        slides = []
+        if screenshots is not None:
+            if screenshots.exists():
+                shutil.rmtree(screenshots)
+            screenshots.mkdir(parents=True)
+        page.evaluate(INSPECT_FUNCTION)
+        shots = min(shots, count) if screenshots is not None else 0
+        for i in range(shots):  # one at a time, with a picture of each
+            slides += page.evaluate(INSPECT_SLIDES, [i, i + 1])
+            page.screenshot(path=str(screenshots / f"slide-{i + 1:02d}.png"))
+        slides += page.evaluate(INSPECT_SLIDES, [shots, count])  # the rest in one go
+        math_errors = page.evaluate("() => window.courseSlides ? courseSlides.mathErrors : ['no MathJax hook']")
+        name = path.name.removesuffix(".slides.html")
+        seen = BrowserLog(list(log.remote_requests), list(log.page_errors), list(log.failed_loads))
+        return DeckInspection(name=name, slides=slides, math_errors=list(math_errors), log=seen)
+    finally:
+        page.close()

@@ -84,6 +84,9 @@ def execute(nb: NotebookNode, cwd: Path, timeout: int = 600, allow_errors: bool 
         timeout=timeout,
         allow_errors=allow_errors,
         record_timing=False,
+        # One stream per cell, with progress-bar redraws (\r) resolved: the stored output is what
+        # a reader saw last, not every intermediate frame.
+        coalesce_streams=True,
         resources={"metadata": {"path": str(cwd)}},
     )
     # The kernel process's own log lines (transport warnings, shutdown notices) are noise here;

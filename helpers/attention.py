@@ -75,7 +75,9 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     require_tensor("x", x)
     if not -x.ndim <= dim < max(x.ndim, 1):
         raise ValueError(f"dim={dim} is out of range for a tensor of shape {format_shape(x.shape)}")
-    shifted = x - x.amax(dim=dim, keepdim=True)
+    # The shift cancels in the result, so it carries no gradient: detaching it saves autograd
+    # the backward pass of amax without changing any derivative.
+    shifted = x - x.amax(dim=dim, keepdim=True).detach()
     exp = torch.exp(shifted)
     return exp / exp.sum(dim=dim, keepdim=True)
 

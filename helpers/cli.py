@@ -5,6 +5,7 @@
     course progress [DIR]       run the workbooks and tabulate every exercise
     course execute NOTEBOOK...  (for authors) run notebooks in place and store their outputs
     course slides [NN ...] [--out DIR]  reveal.js slide decks that work offline (default: slides/)
+    course bench [--quick]      our attention and Transformer against PyTorch's: one table of ratios
 """
 
 from __future__ import annotations

@@ -38,6 +38,15 @@ def test_softmax_is_stable_at_magnitude_1e4(dtype):
     torch.testing.assert_close(out.sum(-1), torch.ones(2, dtype=dtype))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_gradient_equals_torch(dtype):
+    x = torch.randn(3, 5, dtype=dtype, requires_grad=True)
+    upstream = torch.randn(3, 5, dtype=dtype)
+    (grad_ours,) = torch.autograd.grad(softmax(x), x, upstream)
+    (grad_torch,) = torch.autograd.grad(torch.softmax(x, dim=-1), x, upstream)
+    torch.testing.assert_close(grad_ours, grad_torch, **TOL[dtype])
+
+
 def test_softmax_leaves_its_input_alone_and_checks_dim():
     x = torch.randn(2, 3)
     before = x.clone()

@@ -7,6 +7,7 @@ never raises, whatever the candidate does.
 from helpers.checks.blocks import check_decoder_layer, check_layer_norm
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
 from helpers.checks.decoding import check_greedy_decode
+from helpers.checks.efficient import check_cached_attention_step, check_online_softmax_update
 from helpers.checks.heads import check_merge_heads, check_multi_head_attention, check_split_heads
 from helpers.checks.positional import check_sinusoidal_positional_encoding
 from helpers.checks.qkv import check_project_qkv
@@ -33,4 +34,6 @@ __all__ = [
     "check_layer_norm",  # 07
     "check_decoder_layer",  # 08
     "check_greedy_decode",  # 09
+    "check_cached_attention_step",  # 10
+    "check_online_softmax_update",  # 10
 ]

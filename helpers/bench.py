@@ -1,0 +1,460 @@
+"""The course's performance benchmark (`course bench`) and the measuring tools of notebook 10.
+
+Every row of the table is a ratio of two things measured in the same run, one right after the
+other (alternating, so that a machine that gets busier half-way affects both alike), each the
+median of several repeats after a warm-up. Ratios measured this way survive a noisy machine far
+better than absolute times do; still, run the benchmark on a quiet machine when the numbers matter.
+
+    median_times(fns, ...)   medians of interleaved timings (seconds per call)
+    median_time(fn, ...)     the same for one function
+    peak_memory(fn, ...)     bytes allocated at the peak of fn() beyond what existed before
+    fused_kernel_name(q, k, v)  which kernel torch's scaled_dot_product_attention runs here
+    threads(count)           a block that runs with `count` torch threads
+    run_benchmark(...)       the rows of `course bench`; format_table(rows) prints them
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+# ---- measuring -------------------------------------------------------------------------------------------
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _seconds_per_call(fn: Callable[[], object], number: int, device: torch.device) -> float:
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    _synchronize(device)
+    return (time.perf_counter() - start) / number
+
+
+def median_times(
+    fns: Sequence[Callable[[], object]],
+    repeats: int = 5,
+    warmup: int = 1,
+    device: torch.device | str = "cpu",
+    min_sample: float = 0.02,
+) -> list[float]:
+    """Seconds per call of each function: the median of `repeats` samples after `warmup` calls.
+
+    The functions are timed in turn within every repeat (the order alternating between
+    repeats), so a change in the machine's load touches all of them alike. A fast function is
+    called several times per sample, so that one sample lasts about `min_sample` seconds; the
+    last warm-up call is timed to choose that number.
+    """
+    device = torch.device(device)
+    if repeats < 1 or warmup < 1:
+        raise ValueError(f"repeats and warmup must be at least 1, got repeats={repeats}, warmup={warmup}")
+    numbers = []
+    for fn in fns:
+        for _ in range(warmup - 1):
+            fn()
+        once = _seconds_per_call(fn, 1, device)  # the last warm-up call
+        numbers.append(max(1, min(1000, math.ceil(min_sample / max(once, 1e-9)))))
+    samples: list[list[float]] = [[] for _ in fns]
+    for repeat in range(repeats):
+        order = range(len(fns)) if repeat % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            samples[i].append(_seconds_per_call(fns[i], numbers[i], device))
+    return [statistics.median(s) for s in samples]
+
+
+def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device: torch.device | str = "cpu",
+                min_sample: float = 0.02) -> float:
+    """Seconds per call of `fn`: the median of `repeats` samples after `warmup` calls."""
+    return median_times([fn], repeats, warmup, device, min_sample)[0]
+
+
+@contextlib.contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Run the block with `count` CPU threads for torch, then restore the previous number.
+
+    On a machine shared with other work, one thread gives the steadiest timings: with several,
+    every operation waits for its slowest thread, and a thread that the system pauses stalls
+    them all.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what C++ libraries write straight to file descriptor 2 (the profiler logs its start
+    and stop with a timestamp there, which Jupyter would show under the cell)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") -> int:
+    """Bytes allocated at the peak of `fn()`, beyond the tensors that existed before it ran.
+
+    On a GPU, CUDA's allocator statistics (`torch.cuda.max_memory_allocated`). On the CPU,
+    `torch.profiler` with `profile_memory=True`: it records every tensor allocation and release
+    with a timestamp; replaying them in order gives the live bytes at each moment, and the
+    maximum is the peak. (Scratch memory that a single operation frees before it returns is
+    not seen, which is the same for every function measured.)
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - before)
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    changes = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    live = peak = 0
+    for _, change in changes:
+        live += change
+        peak = max(peak, live)
+    return int(peak)
+
+
+def fused_kernel_name(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: object) -> str:
+    """The aten kernel that `F.scaled_dot_product_attention(q, k, v, **kwargs)` runs here, e.g.
+    `_scaled_dot_product_flash_attention_for_cpu`; "math" when it falls back to the plain formula."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if q.is_cuda else [])
+    with _quiet_native_stderr(), profile(activities=activities) as prof:
+        nn.functional.scaled_dot_product_attention(q, k, v, **kwargs)
+    names = [e.name.removeprefix("aten::") for e in prof.events() if e.name.startswith("aten::_scaled_dot_product")]
+    return names[0] if names else "math"
+
+
+# ---- the table -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the benchmark: what was compared, the two measurements, their ratio and the target."""
+
+    group: str  # sdpa, mha, training, decoding, chunked memory, chunked time, notebooks
+    name: str
+    ours: str = ""
+    reference: str = ""
+    ratio: float | None = None
+    target: str = "—"  # e.g. "≤ 1.25×"
+    met: bool | None = None  # None: no target, or not measured
+    note: str = ""
+
+    @property
+    def met_text(self) -> str:
+        return {True: "✅ yes", False: "❌ no", None: "—"}[self.met]
+
+
+@dataclass
+class Config:
+    """Sizes and repeats of a benchmark run (`quick` shrinks everything so the run takes seconds)."""
+
+    quick: bool = False
+    repeats: int = 5
+    warmup: int = 1
+    min_sample: float = 0.02
+    sdpa_lengths: tuple[int, ...] = (128, 256, 512, 1024, 2048)
+    sdpa_heads: int = 8
+    d_k: int = 64
+    mha: tuple[int, int, int, int] = (8, 128, 512, 8)  # batch, n, d_model, heads
+    model: tuple[int, int, int, int] = (64, 4, 2, 256)  # d_model, heads, layers, d_ff: notebook 09's model
+    train_batch: int = 64
+    decode_batch: int = 16
+    decode_tokens: int = 128
+    chunked_lengths: tuple[int, ...] = (4096, 8192)
+    block_size: int = 128
+
+    @classmethod
+    def quick_config(cls) -> Config:
+        return cls(quick=True, repeats=3, warmup=1, min_sample=0.002, sdpa_lengths=(64, 128), sdpa_heads=2, d_k=16,
+                   mha=(2, 16, 32, 4), model=(32, 4, 1, 64), train_batch=8, decode_batch=4, decode_tokens=16,
+                   chunked_lengths=(512, 1024))
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
+def _mib(nbytes: int) -> str:
+    mib = nbytes / 2**20
+    return f"{mib:.3g} MiB" if mib < 1000 else f"{mib:.0f} MiB"
+
+
+def _ratio_row(group: str, name: str, ours: float, reference: float, limit: float | None, *,
+               speedup: bool = False) -> Row:
+    """ratio = ours / reference (lower is better), or reference / ours for a speed-up (higher is better)."""
+    ratio = reference / ours if speedup else ours / reference
+    if limit is None:
+        return Row(group, name, _ms(ours), _ms(reference), ratio)
+    met = ratio >= limit if speedup else ratio <= limit
+    return Row(group, name, _ms(ours), _ms(reference), ratio, f"{'≥' if speedup else '≤'} {limit:g}×", met)
+
+
+def _sdpa_row(cfg: Config, device: torch.device, n: int) -> Row:
+    from helpers.attention import scaled_dot_product_attention
+
+    q, k, v = (torch.randn(1, cfg.sdpa_heads, n, cfg.d_k, device=device) for _ in range(3))
+    ours, theirs = median_times(
+        [lambda: scaled_dot_product_attention(q, k, v), lambda: nn.functional.scaled_dot_product_attention(q, k, v)],
+        cfg.repeats, cfg.warmup, device, cfg.min_sample)
+    name = f"scaled_dot_product_attention, (1, {cfg.sdpa_heads}, n = {n}, {cfg.d_k}) (vs torch's)"
+    return _ratio_row("sdpa", name, ours, theirs, None)
+
+
+def bench_sdpa(cfg: Config, device: torch.device) -> list[Row]:
+    """helpers' scaled_dot_product_attention against torch's fused one, (1, h, n, d_k), n = 128 … 2048."""
+    return [_sdpa_row(cfg, device, n) for n in cfg.sdpa_lengths]
+
+
+def bench_mha(cfg: Config, device: torch.device) -> list[Row]:
+    """helpers' MultiHeadAttention forward + backward against nn.MultiheadAttention with copied weights."""
+    from helpers.attention import MultiHeadAttention
+
+    batch, n, d_model, heads = cfg.mha
+    theirs = nn.MultiheadAttention(d_model, heads, batch_first=True).to(device)
+    ours = MultiHeadAttention.from_torch(theirs)
+    x = torch.randn(batch, n, d_model, device=device, requires_grad=True)
+
+    def step_ours() -> None:
+        out, _ = ours(x, x, x)
+        out.sum().backward()
+        x.grad = None
+        ours.zero_grad(set_to_none=True)
+
+    def step_theirs() -> None:
+        # The same outputs as ours: per-head weights are returned, so torch cannot skip computing them.
+        out, _ = theirs(x, x, x, need_weights=True, average_attn_weights=False)
+        out.sum().backward()
+        x.grad = None
+        theirs.zero_grad(set_to_none=True)
+
+    t_ours, t_theirs = median_times([step_ours, step_theirs], cfg.repeats, cfg.warmup, device, cfg.min_sample)
+    name = f"MultiHeadAttention fwd+bwd, B={batch} n={n} d_model={d_model} h={heads} (vs nn.MultiheadAttention)"
+    return [_ratio_row("mha", name, t_ours, t_theirs, 1.25)]
+
+
+class TorchSeq2Seq(nn.Module):
+    """nn.Transformer with the course's embeddings (× √d_model, sinusoidal positions) and output layer:
+    the same model as helpers' Transformer(share_embeddings=True), built from torch's layers."""
+
+    def __init__(self, vocab: int, d_model: int, heads: int, layers: int, d_ff: int, dropout: float = 0.1,
+                 pad_id: int = 0) -> None:
+        super().__init__()
+        from helpers.positional import PositionalEncoding
+
+        self.d_model, self.pad_id = d_model, pad_id
+        self.embedding = nn.Embedding(vocab, d_model)
+        self.positional = PositionalEncoding(d_model, 512, dropout)
+        self.transformer = nn.Transformer(d_model, heads, layers, layers, d_ff, dropout, batch_first=True)
+        self.output = nn.Linear(d_model, vocab)
+        self.output.weight = self.embedding.weight
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        scale = math.sqrt(self.d_model)
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device, dtype=torch.bool)
+        out = self.transformer(
+            self.positional(self.embedding(src) * scale), self.positional(self.embedding(tgt) * scale),
+            tgt_mask=causal, src_key_padding_mask=src == self.pad_id, tgt_key_padding_mask=tgt == self.pad_id,
+            memory_key_padding_mask=src == self.pad_id)
+        return self.output(out)
+
+
+def _course_model(cfg: Config, device: torch.device, dropout: float = 0.1) -> nn.Module:
+    from helpers.data import VOCAB
+    from helpers.transformer import Transformer
+
+    d_model, heads, layers, d_ff = cfg.model
+    return Transformer(len(VOCAB), len(VOCAB), d_model, heads, layers, d_ff, dropout, share_embeddings=True).to(device)
+
+
+def bench_training(cfg: Config, device: torch.device) -> list[Row]:
+    """One Adam step (forward, loss, backward, update) on a batch of dates, ours against nn.Transformer's."""
+    from helpers.data import PAD, VOCAB, date_pairs, encode_pairs
+
+    batch = encode_pairs(date_pairs(cfg.train_batch, seed=0)).to(device)
+    d_model, heads, layers, d_ff = cfg.model
+    ours = _course_model(cfg, device).train()
+    theirs = TorchSeq2Seq(len(VOCAB), d_model, heads, layers, d_ff).to(device).train()
+    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=0.1)
+
+    def stepper(model: nn.Module) -> Callable[[], None]:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
+
+        def step() -> None:
+            logits = model(batch.src, batch.tgt_in)
+            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    t_ours, t_theirs = median_times([stepper(ours), stepper(theirs)], cfg.repeats, cfg.warmup, device,
+                                    cfg.min_sample)
+    name = (f"Transformer training step, d_model={d_model} h={heads} N={layers} d_ff={d_ff}, "
+            f"batch {cfg.train_batch} (vs nn.Transformer)")
+    return [_ratio_row("training", name, t_ours, t_theirs, 1.3)]
+
+
+def bench_decoding(cfg: Config, device: torch.device) -> list[Row]:
+    """Greedy decoding of `decode_tokens` tokens, with the KV cache against without."""
+    from helpers.data import BOS, date_pairs, encode_pairs
+    from helpers.efficient import greedy_decode_cached
+
+    model = _course_model(cfg, device, dropout=0.0).eval()
+    src = encode_pairs(date_pairs(cfg.decode_batch, seed=1)).src.to(device)
+    tokens = cfg.decode_tokens
+    # eos_id = -1 never occurs, so every row decodes exactly `tokens` tokens.
+    cached, uncached = median_times(
+        [lambda: greedy_decode_cached(model, src, BOS, -1, tokens), lambda: model.greedy_decode(src, BOS, -1, tokens)],
+        max(3, cfg.repeats - 2), cfg.warmup, device, cfg.min_sample)
+    name = f"greedy decoding of {tokens} tokens, batch {cfg.decode_batch}: speed-up of the KV cache"
+    return [_ratio_row("decoding", name, cached, uncached, 3.0, speedup=True)]
+
+
+def _chunked_rows(cfg: Config, device: torch.device, n: int) -> list[Row]:
+    from helpers.attention import scaled_dot_product_attention
+    from helpers.efficient import chunked_attention
+
+    q, k, v = (torch.randn(1, 1, n, cfg.d_k, device=device) for _ in range(3))
+
+    def chunked() -> torch.Tensor:
+        return chunked_attention(q, k, v, block_size=cfg.block_size)
+
+    chunked()  # warm-up: first calls allocate more than later ones
+    ours = peak_memory(chunked, device)
+    naive = peak_memory(lambda: scaled_dot_product_attention(q, k, v), device)
+    memory = Row("chunked memory", f"chunked_attention, n = {n}, block {cfg.block_size}: peak memory "
+                 "(vs helpers' exact attention)", _mib(ours), _mib(naive), ours / naive, "≤ 0.125×",
+                 ours / naive <= 1 / 8)
+    t_ours, t_fused = median_times([chunked, lambda: nn.functional.scaled_dot_product_attention(q, k, v)],
+                                   max(3, cfg.repeats - 2), cfg.warmup, device, cfg.min_sample)
+    time_row = _ratio_row("chunked time", f"chunked_attention, n = {n}, block {cfg.block_size}: time "
+                          "(vs torch's fused kernel)", t_ours, t_fused, 3.0)
+    return [memory, time_row]
+
+
+def bench_chunked(cfg: Config, device: torch.device) -> list[Row]:
+    """chunked_attention against exact attention (peak memory) and against torch's fused kernel (time)."""
+    return [row for n in cfg.chunked_lengths for row in _chunked_rows(cfg, device, n)]
+
+
+def bench_notebooks(limit: float = 300.0, folder: Path | None = None) -> list[Row]:
+    """Execute every notebook of the course (on the CPU, as the tests do); the total against `limit` seconds."""
+    from helpers.notebooks import course_root, execute, notebook_paths, read_notebook
+
+    folder = folder or course_root() / "notebooks"
+    rows, total, failed = [], 0.0, False
+    for path in notebook_paths(folder):
+        start = time.perf_counter()
+        note = ""
+        try:
+            execute(read_notebook(path), cwd=path.parent)
+        except Exception as exc:  # a broken notebook is a finding of the benchmark, not a crash of it
+            failed, note = True, f"failed: {type(exc).__name__}"
+        seconds = time.perf_counter() - start
+        total += seconds
+        rows.append(Row("notebook", f"  {path.stem}", f"{seconds:.1f} s", note=note))
+    summary = Row("notebooks", f"execute all {len(rows)} notebooks", f"{total:.0f} s", f"{limit:.0f} s",
+                  total / limit, f"< {limit:.0f} s", total < limit and not failed and bool(rows))
+    return [summary, *rows]
+
+
+def run_benchmark(quick: bool = False, notebooks: bool = True, device: str | None = None,
+                  threads: int | None = None, repeats: int | None = None,
+                  progress: Callable[[str], None] | None = None) -> tuple[str, list[Row]]:
+    """Run every benchmark; return the table's header line and its rows."""
+    from helpers.environment import NUM_THREADS, choose_device, seed_everything
+
+    cfg = Config.quick_config() if quick else Config()
+    if repeats is not None:
+        if repeats < 1:
+            raise ValueError(f"repeats must be at least 1, got {repeats}")
+        cfg.repeats = repeats
+    dev = choose_device(device)
+    count = threads or min(NUM_THREADS, os.cpu_count() or 1)
+    seed_everything(0)
+    if dev.type == "cuda":
+        where = f"cuda ({torch.cuda.get_device_name(dev)})"
+    else:
+        where = f"cpu, {count} thread{'s' * (count != 1)}"
+    header = (f"course bench{' --quick' if quick else ''} · {where} · torch {torch.__version__} · "
+              f"median of {cfg.repeats} after {cfg.warmup} warm-up, measured alternately in one run")
+    rows: list[Row] = []
+    steps: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("scaled_dot_product_attention", lambda: bench_sdpa(cfg, dev)),
+        ("multi-head attention", lambda: bench_mha(cfg, dev)),
+        ("training step", lambda: bench_training(cfg, dev)),
+        ("greedy decoding", lambda: bench_decoding(cfg, dev)),
+        ("chunked attention", lambda: bench_chunked(cfg, dev)),
+    ]
+    if notebooks:
+        steps.append(("notebooks", bench_notebooks))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        for what, step in steps:
+            if progress:
+                progress(f"measuring {what} ...")
+            rows.extend(step())
+    finally:
+        torch.set_num_threads(previous)
+    if not notebooks:
+        rows.append(Row("notebooks", "execute all notebooks", note="skipped (--no-notebooks)"))
+    return header, rows
+
+
+COLUMNS = ("benchmark", "ours", "reference", "ratio", "target", "met")
+
+
+def format_table(header: str, rows: Sequence[Row]) -> str:
+    """The rows as one plain-text table (the `met` column last, as emoji widths vary between terminals)."""
+    cells = [COLUMNS] + [
+        (r.name, r.ours, r.reference, "" if r.ratio is None else f"{r.ratio:.3g}×", r.target if r.ratio is not None
+         or r.met is not None else "", (r.met_text if r.ratio is not None else "") + (f" {r.note}" if r.note else ""))
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS) - 1)]
+    lines = [header, ""]
+    for i, c in enumerate(cells):
+        lines.append("  ".join(text.ljust(w) for text, w in zip(c[:-1], widths)) + "  " + c[-1])
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
+    lines.append("")
+    lines.append(f"{sum(r.met is True for r in rows)} targets met, {sum(r.met is False for r in rows)} missed."
+                 + (" (--quick: small sizes; its numbers say nothing about the targets)" if "--quick" in header
+                    else ""))
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,273 @@
+"""Efficient attention (notebook 10): online softmax over key blocks, and a KV cache for decoding.
+
+Two ideas remove work or memory that exact attention does not need:
+
+- **Online softmax** (the idea behind FlashAttention). `softmax(S) V` for one query row needs
+  the row's maximum and the sum of its exponentials, but both can be built up block by block:
+  keep a running maximum `m`, a running sum `z = Σ exp(s_j - m)` and an unnormalised
+  accumulator `acc = Σ exp(s_j - m) v_j`; when a new block raises the maximum from `m` to `m'`,
+  everything seen so far is rescaled by `exp(m - m')`. After the last block, `acc / z` is the
+  exact attention output, and the `n_q × n_k` matrix never existed: only `n_q × block_size`.
+- **KV cache**. In a causal decoder, the keys and values of past positions never change when a
+  token is appended, so greedy decoding can keep them (per layer) and process only the newest
+  token at each step; the cross-attention's keys and values of the encoder output are computed
+  once. The tokens are exactly those of `Transformer.greedy_decode`.
+
+Masks are boolean with True = may attend, as everywhere in the course.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from helpers.attention import MultiHeadAttention, attention_weights, merge_heads, split_heads
+from helpers.tensors import format_shape, require_broadcastable, require_ndim, require_same_size, require_tensor
+from helpers.transformer import DecoderLayer, Transformer
+
+# ---- online softmax and chunked attention ---------------------------------------------------------------
+
+
+def online_softmax_update(
+    m: Tensor, z: Tensor, acc: Tensor, scores: Tensor, v: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Fold one block of keys into the running softmax state of every query.
+
+    Args:
+        m: `(..., n_q, 1)` running maximum of the scores seen so far (`-inf` before the first block).
+        z: `(..., n_q, 1)` running sum `Σ exp(s_j - m)`, the softmax's normaliser (0 before the first block).
+        acc: `(..., n_q, d_v)` running unnormalised output `Σ exp(s_j - m) v_j` (0 before the first block).
+        scores: `(..., n_q, b)` this block's scaled scores `q kᵀ / √d_k`, `-inf` where masked.
+        v: `(..., b, d_v)` this block's values.
+
+    Returns:
+        `(m_new, z_new, acc_new)` with the shapes of `(m, z, acc)`; `acc_new / z_new` is the
+        attention output over every block seen so far.
+
+    The new maximum is `m_new = max(m, max_j s_j)`. The old sum and accumulator were computed
+    relative to `m`, so they are multiplied by `exp(m - m_new)` (≤ 1) before the block's own
+    terms `exp(s_j - m_new)` are added. A row that has seen only masked keys keeps
+    `m = -inf, z = 0, acc = 0` (no NaN from `-inf - (-inf)`).
+    """
+    m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))
+    # Where every score so far is -inf, subtract 0 instead of -inf so exp gives 0, not NaN.
+    reference = m_new.masked_fill(m_new == float("-inf"), 0.0)
+    p = torch.exp(scores - reference)  # (..., n_q, b)
+    rescale = torch.exp(m - reference)  # (..., n_q, 1): exp(m_old - m_new)
+    z_new = z * rescale + p.sum(dim=-1, keepdim=True)
+    acc_new = acc * rescale + p @ v
+    return m_new, z_new, acc_new
+
+
+def _require_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    for name, x, expected in (("q", q, "(..., n_q, d_k)"), ("k", k, "(..., n_k, d_k)"), ("v", v, "(..., n_k, d_v)")):
+        require_tensor(name, x)
+        require_ndim(name, x, 2, expected)
+    require_same_size("q", q, -1, "k", k, -1, "d_k (their last dimension)")
+    require_same_size("k", k, -2, "v", v, -2, "n_k (one value per key)")
+    require_broadcastable("q", q.shape[:-2], "k", k.shape[:-2])
+    require_broadcastable("k", k.shape[:-2], "v", v.shape[:-2])
+
+
+def chunked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, block_size: int = 128) -> Tensor:
+    """Exact `softmax(Q Kᵀ / √d_k) V`, computed over blocks of `block_size` keys by online softmax.
+
+    Args:
+        q: `(..., n_q, d_k)`.  k: `(..., n_k, d_k)`.  v: `(..., n_k, d_v)`.
+        mask: boolean, broadcastable to `(..., n_q, n_k)`; True = may attend.
+        block_size: keys per block; the largest score tensor held is `(..., n_q, block_size)`.
+
+    Returns:
+        `(..., n_q, d_v)`, equal to `helpers.attention.scaled_dot_product_attention(q, k, v, mask)[0]`;
+        a query whose keys are all masked gets zeros. The weights are never materialised.
+    """
+    _require_qkv(q, k, v)
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    scores_shape = torch.Size((*batch, n_q, n_k))
+    if mask is not None:
+        require_tensor("mask", mask)
+        if mask.dtype != torch.bool:
+            raise ValueError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
+        try:
+            broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != scores_shape:
+            raise ValueError(
+                f"mask of shape {format_shape(mask.shape)} does not broadcast to the scores' shape "
+                f"{format_shape(scores_shape)} (..., n_q, n_k)"
+            )
+    q = q * (1.0 / math.sqrt(q.shape[-1]))  # scale the n_q × d_k queries once, not every n_q × b block
+    dtype = torch.promote_types(q.dtype, v.dtype)
+    m = torch.full((*batch, n_q, 1), float("-inf"), dtype=dtype, device=q.device)
+    z = torch.zeros((*batch, n_q, 1), dtype=dtype, device=q.device)
+    acc = torch.zeros((*batch, n_q, v.shape[-1]), dtype=dtype, device=q.device)
+    for start in range(0, n_k, block_size):
+        stop = min(start + block_size, n_k)
+        scores = q @ k[..., start:stop, :].transpose(-2, -1)  # (..., n_q, b): the only score block alive
+        if mask is not None:
+            block_mask = mask if mask.shape[-1] == 1 else mask[..., start:stop]
+            scores = scores.masked_fill(~block_mask, float("-inf"))
+        m, z, acc = online_softmax_update(m, z, acc, scores, v[..., start:stop, :])
+    # Divide once, at the end; rows with nothing to attend to have z = 0 and acc = 0: output 0.
+    return acc / z.masked_fill(z == 0, 1.0)
+
+
+# ---- KV cache ---------------------------------------------------------------------------------------------
+
+
+def cached_attention_step(
+    q: Tensor,
+    k_new: Tensor,
+    v_new: Tensor,
+    k_cache: Tensor | None = None,
+    v_cache: Tensor | None = None,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One decoding step of self-attention with a KV cache.
+
+    Args:
+        q: `(..., 1, d_k)` the newest token's query. (Several new tokens at once also work, with a
+            mask that keeps them causal among themselves.)
+        k_new: `(..., 1, d_k)`, v_new: `(..., 1, d_v)`: its key and value.
+        k_cache: `(..., t, d_k)`, v_cache: `(..., t, d_v)`: keys and values of the t earlier
+            tokens (None or t = 0 at the first step).
+        mask: boolean, broadcastable to `(..., 1, t + 1)`; True = may attend (e.g. not padding).
+
+    Returns:
+        `(output (..., 1, d_v), k_cache (..., t + 1, d_k), v_cache (..., t + 1, d_v))`: the new
+        token attends to every cached key and to itself, and the returned caches have its key
+        and value appended at the end, ready for the next step.
+    """
+    for name, x in (("q", q), ("k_new", k_new), ("v_new", v_new)):
+        require_tensor(name, x)
+        require_ndim(name, x, 2, "(..., n_new, d)")
+    if k_cache is None:
+        k_cache = k_new.new_zeros((*k_new.shape[:-2], 0, k_new.shape[-1]))
+    if v_cache is None:
+        v_cache = v_new.new_zeros((*v_new.shape[:-2], 0, v_new.shape[-1]))
+    require_same_size("k_new", k_new, -1, "k_cache", k_cache, -1, "d_k (their last dimension)")
+    require_same_size("v_new", v_new, -1, "v_cache", v_cache, -1, "d_v (their last dimension)")
+    require_same_size("k_cache", k_cache, -2, "v_cache", v_cache, -2, "t (one cached value per cached key)")
+    k_cache = torch.cat([k_cache, k_new], dim=-2)  # (..., t + 1, d_k)
+    v_cache = torch.cat([v_cache, v_new], dim=-2)  # (..., t + 1, d_v)
+    weights = attention_weights(q, k_cache, mask)  # (..., 1, t + 1): softmax(q Kᵀ / √d_k)
+    return weights @ v_cache, k_cache, v_cache
+
+
+def _self_attention_step(
+    attention: MultiHeadAttention, x: Tensor, cache: tuple[Tensor, Tensor] | None, mask: Tensor
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """`x (B, 1, d_model)` -> `(B, 1, d_model)`: the newest token's self-attention, extending the cache."""
+    h = attention.num_heads
+    q = split_heads(attention.W_q(x), h)  # (B, h, 1, d_k)
+    k_new = split_heads(attention.W_k(x), h)
+    v_new = split_heads(attention.W_v(x), h)
+    k_cache, v_cache = cache if cache is not None else (None, None)
+    out, k_cache, v_cache = cached_attention_step(q, k_new, v_new, k_cache, v_cache, mask)
+    return attention.W_o(merge_heads(out)), (k_cache, v_cache)
+
+
+def _cross_attention_step(attention: MultiHeadAttention, x: Tensor, memory_kv: tuple[Tensor, Tensor],
+                          memory_mask: Tensor) -> Tensor:
+    """Queries from the newest token, keys and values of the encoder output computed once."""
+    q = split_heads(attention.W_q(x), attention.num_heads)  # (B, h, 1, d_k)
+    k, v = memory_kv  # (B, h, n_s, d_k) each
+    return attention.W_o(merge_heads(attention_weights(q, k, memory_mask) @ v))
+
+
+def _decoder_layer_step(
+    layer: DecoderLayer,
+    y: Tensor,
+    cache: tuple[Tensor, Tensor] | None,
+    mask: Tensor,
+    memory_kv: tuple[Tensor, Tensor],
+    memory_mask: Tensor,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """`DecoderLayer.forward` for the newest token only, both norm placements."""
+    if layer.norm_first:
+        attended, cache = _self_attention_step(layer.self_attention, layer.norm1(y), cache, mask)
+        y = y + layer.dropout1(attended)
+        y = y + layer.dropout2(_cross_attention_step(layer.cross_attention, layer.norm2(y), memory_kv, memory_mask))
+        return y + layer.dropout3(layer.feed_forward(layer.norm3(y))), cache
+    attended, cache = _self_attention_step(layer.self_attention, y, cache, mask)
+    y = layer.norm1(y + layer.dropout1(attended))
+    y = layer.norm2(y + layer.dropout2(_cross_attention_step(layer.cross_attention, y, memory_kv, memory_mask)))
+    return layer.norm3(y + layer.dropout3(layer.feed_forward(y))), cache
+
+
+@torch.no_grad()
+def greedy_decode_cached(model: Transformer, src: Tensor, bos_id: int, eos_id: int, max_len: int) -> Tensor:
+    """`model.greedy_decode(src, bos_id, eos_id, max_len)`, with a KV cache: the same tokens, less work.
+
+    Each step embeds only the newest token (at its position), runs it through every decoder
+    layer, where it attends to the cached keys and values of all earlier tokens (padding
+    keys masked out, as the uncached decoder's target mask does), and appends its own. The
+    cross-attention keys and values of the encoder output are computed once per layer.
+    Put the model in `eval()` mode first (as for `greedy_decode`), or dropout makes both random.
+
+    Returns:
+        `(B, n)` token ids starting with BOS, at most `max_len` generated tokens; after EOS a row
+        is padded with `model.pad_id`.
+    """
+    if not isinstance(model, Transformer):
+        raise TypeError(f"model must be a helpers.transformer.Transformer, got {type(model).__name__}")
+    if not model.causal:
+        raise ValueError("a KV cache needs a causal decoder: without the causal mask, every new token changes "
+                         "the states of the earlier ones, so nothing can be reused (model.causal is False)")
+    require_tensor("src", src)
+    if src.ndim != 2 or src.is_floating_point():
+        raise ValueError(f"src: expected integer token ids of shape (B, n_s), got {format_shape(src.shape)}")
+    src_mask, _ = model.masks(src)  # (B, 1, n_s)
+    memory = model.encode(src, src_mask)  # (B, n_s, d_model)
+    layers = list(model.decoder.layers)
+    memory_kv = [
+        (split_heads(layer.cross_attention.W_k(memory), layer.cross_attention.num_heads),
+         split_heads(layer.cross_attention.W_v(memory), layer.cross_attention.num_heads))
+        for layer in layers
+    ]
+    memory_mask = src_mask.unsqueeze(1)  # (B, 1, 1, n_s): the same for every head
+    caches: list[tuple[Tensor, Tensor] | None] = [None] * len(layers)
+    positional = model.positional
+    scale = math.sqrt(model.d_model)
+    batch = src.shape[0]
+    out = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    keys_allowed = torch.zeros(batch, 0, dtype=torch.bool, device=src.device)  # (B, t): False at padding
+    for step in range(max_len):
+        token = out[:, -1:]  # (B, 1): the newest token, at position `step`
+        if step >= positional.pe.shape[0]:
+            raise ValueError(f"sequence of {step + 1} tokens is longer than max_len = {positional.pe.shape[0]}")
+        keys_allowed = torch.cat([keys_allowed, token != model.pad_id], dim=1)
+        mask = keys_allowed[:, None, None, :]  # (B, 1, 1, t + 1)
+        embedded = model.tgt_embedding(token) * scale
+        y = positional.dropout(embedded + positional.pe[step].to(embedded.dtype))  # (B, 1, d_model)
+        for i, layer in enumerate(layers):
+            y, caches[i] = _decoder_layer_step(layer, y, caches[i], mask, memory_kv[i], memory_mask)
+        logits = model.output(model.decoder.norm(y))[:, -1]  # (B, vocab)
+        next_token = logits.argmax(dim=-1).masked_fill(finished, model.pad_id)
+        out = torch.cat([out, next_token.unsqueeze(1)], dim=1)
+        finished |= next_token == eos_id
+        if finished.all():
+            break
+    return out
+
+
+# ---- what attention costs ------------------------------------------------------------------------------
+
+
+def naive_attention_bytes(n_q: int, n_k: int, batch: int = 1, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes of the two `(batch, n_q, n_k)` matrices exact attention holds at once: scores and weights."""
+    return 2 * batch * n_q * n_k * torch.empty((), dtype=dtype).element_size()
+
+
+def chunked_attention_bytes(n_q: int, block_size: int, d_v: int, batch: int = 1,
+                            dtype: torch.dtype = torch.float32) -> int:
+    """Bytes of chunked attention's working set: two `(batch, n_q, block)` blocks, the accumulator and m, z."""
+    size = torch.empty((), dtype=dtype).element_size()
+    return batch * n_q * (2 * block_size + d_v + 2) * size

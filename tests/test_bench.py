@@ -1,0 +1,150 @@
+"""`course bench`: the quick run gives a complete table (its numbers are not checked: they depend on the
+machine), and the measuring tools measure what they claim."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import nbformat
+import pytest
+import torch
+
+from helpers import bench
+from helpers.bench import (
+    COLUMNS,
+    Config,
+    Row,
+    format_table,
+    fused_kernel_name,
+    median_time,
+    median_times,
+    peak_memory,
+    run_benchmark,
+    threads,
+)
+from helpers.cli import main
+
+
+@pytest.fixture(scope="module")
+def quick_run() -> tuple[str, list[Row]]:
+    return run_benchmark(quick=True, notebooks=False, device="cpu", threads=1)
+
+
+def test_quick_run_has_every_row_of_the_issue(quick_run):
+    header, rows = quick_run
+    cfg = Config.quick_config()
+    groups = [r.group for r in rows]
+    assert groups == (["sdpa"] * len(cfg.sdpa_lengths) + ["mha", "training", "decoding"]
+                      + ["chunked memory", "chunked time"] * len(cfg.chunked_lengths) + ["notebooks"])
+    assert "--quick" in header and "cpu, 1 thread ·" in header and "median of 3" in header
+    for n, row in zip(cfg.sdpa_lengths, rows):
+        assert f"n = {n}" in row.name and row.target == "—" and row.met is None
+    for row in rows[:-1]:
+        assert row.ratio is not None and math.isfinite(row.ratio) and row.ratio > 0, row
+        assert row.ours and row.reference
+    targets = {r.group: r.target for r in rows if r.met is not None}
+    assert targets == {"mha": "≤ 1.25×", "training": "≤ 1.3×", "decoding": "≥ 3×", "chunked memory": "≤ 0.125×",
+                       "chunked time": "≤ 3×"}
+    for row in rows:
+        if row.met is not None:
+            limit = float(row.target.split()[1].rstrip("×"))
+            assert row.met == (row.ratio >= limit if row.target.startswith("≥") else row.ratio <= limit)
+    assert rows[-1].note == "skipped (--no-notebooks)" and rows[-1].met is None
+
+
+def test_table_lists_every_row_under_the_column_headings(quick_run):
+    header, rows = quick_run
+    table = format_table(header, rows)
+    lines = table.splitlines()
+    assert lines[0] == header
+    assert lines[2].split() == list(COLUMNS)
+    assert set(lines[3].replace(" ", "")) == {"-"}
+    for row in rows:
+        assert any(line.startswith(row.name) for line in lines), row.name
+    assert lines[-1].endswith("(--quick: small sizes; its numbers say nothing about the targets)")
+    assert "targets met" in lines[-1]
+
+
+def test_format_table_marks_met_and_missed_targets():
+    rows = [Row("mha", "fast enough", "1 ms", "1 ms", 1.0, "≤ 1.25×", True),
+            Row("training", "too slow", "2 ms", "1 ms", 2.0, "≤ 1.3×", False),
+            Row("sdpa", "informative", "3 ms", "1 ms", 3.0)]
+    table = format_table("course bench · test", rows)
+    assert "✅ yes" in table and "❌ no" in table
+    assert table.splitlines()[-1] == "1 targets met, 1 missed."
+    lines = table.splitlines()
+    for line, ours, ratio in zip(lines[4:7], ("1 ms", "2 ms", "3 ms"), ("1×", "2×", "3×")):
+        assert line.index(ours) == lines[2].index("ours") and line.index(ratio) == lines[2].index("ratio"), table
+
+
+def test_cli_prints_the_table(monkeypatch, capsys):
+    calls = {}
+
+    def fake_run(**kwargs):
+        calls.update(kwargs)
+        return "course bench · fake", [Row("mha", "MultiHeadAttention", "1 ms", "1 ms", 1.0, "≤ 1.25×", True)]
+
+    monkeypatch.setattr(bench, "run_benchmark", fake_run)
+    assert main(["bench", "--quick", "--no-notebooks", "--threads", "1", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("course bench · fake") and "MultiHeadAttention" in out and "✅ yes" in out
+    assert calls["quick"] is True and calls["notebooks"] is False and calls["threads"] == 1 and calls["repeats"] == 2
+
+
+def test_cli_reports_a_bad_device_in_one_line(capsys):
+    assert main(["bench", "--quick", "--no-notebooks", "--device", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("course bench:") and "nonsense" in err
+
+
+def test_median_times_measures_in_proportion():
+    slow, fast = median_times([lambda: time.sleep(0.006), lambda: time.sleep(0.002)], repeats=3, min_sample=0.01)
+    assert 0.006 <= slow < 0.05 and 0.002 <= fast < 0.05
+    assert 1.5 < slow / fast < 4
+    assert median_time(lambda: time.sleep(0.003), repeats=1) >= 0.003
+    with pytest.raises(ValueError, match="repeats"):
+        median_times([lambda: None], repeats=0)
+    with pytest.raises(ValueError, match="warmup"):
+        median_times([lambda: None], warmup=0)
+
+
+def test_peak_memory_counts_the_tensors_alive_at_once(capfd):
+    mib = 2**20
+
+    def one_at_a_time():
+        for _ in range(3):
+            torch.ones(mib // 4)  # 1 MiB each, freed at once
+
+    def three_at_once():
+        kept = [torch.ones(mib // 4) for _ in range(3)]
+        return sum(float(t[0]) for t in kept)
+
+    assert mib <= peak_memory(one_at_a_time) < 1.5 * mib
+    assert 3 * mib <= peak_memory(three_at_once) < 3.5 * mib
+    assert "profiler" not in capfd.readouterr().err, "the profiler's native log lines are silenced"
+
+
+def test_threads_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_fused_kernel_name_names_an_aten_kernel_or_math():
+    q = torch.randn(1, 2, 16, 8)
+    name = fused_kernel_name(q, q, q, is_causal=True)
+    assert name == "math" or name.startswith("_scaled_dot_product")
+
+
+def test_notebooks_row_times_each_notebook_and_reports_failures(tmp_path):
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1 + 1)")])
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('broken')")])
+    nbformat.write(good, tmp_path / "00_good.ipynb")
+    nbformat.write(bad, tmp_path / "01_bad.ipynb")
+    summary, first, second = bench.bench_notebooks(limit=300, folder=tmp_path)
+    assert summary.name == "execute all 2 notebooks" and summary.target == "< 300 s"
+    assert summary.met is False, "a failing notebook fails the row"
+    assert first.name.strip() == "00_good" and first.note == ""
+    assert second.name.strip() == "01_bad" and second.note.startswith("failed")

@@ -102,7 +102,8 @@ def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:
     return (tokens != pad_id).unsqueeze(-2)
 
 
-def _require_mask(mask: Tensor, scores_shape: torch.Size) -> None:
+def require_mask(mask: Tensor, scores_shape: torch.Size) -> None:
+    """Raise a clear error unless `mask` is boolean and broadcasts to the scores' shape `(..., n_q, n_k)`."""
     require_tensor("mask", mask)
     if mask.dtype != torch.bool:
         raise ValueError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
@@ -151,7 +152,7 @@ def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None) -> Tenso
     scores = scaled_scores(q, k)
     if mask is None:
         return softmax(scores, dim=-1)
-    _require_mask(mask, scores.shape)
+    require_mask(mask, scores.shape)
     weights = softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
     return weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
 

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor
 
-from helpers.attention import MultiHeadAttention, attention_weights, merge_heads, split_heads
+from helpers.attention import MultiHeadAttention, attention_weights, merge_heads, require_mask, split_heads
 from helpers.tensors import format_shape, require_broadcastable, require_ndim, require_same_size, require_tensor
 from helpers.transformer import DecoderLayer, Transformer
 
@@ -90,18 +90,7 @@ def chunked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = Non
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     scores_shape = torch.Size((*batch, n_q, n_k))
     if mask is not None:
-        require_tensor("mask", mask)
-        if mask.dtype != torch.bool:
-            raise ValueError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
-        try:
-            broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
-        except RuntimeError:
-            broadcast = None
-        if broadcast != scores_shape:
-            raise ValueError(
-                f"mask of shape {format_shape(mask.shape)} does not broadcast to the scores' shape "
-                f"{format_shape(scores_shape)} (..., n_q, n_k)"
-            )
+        require_mask(mask, scores_shape)
     q = q * (1.0 / math.sqrt(q.shape[-1]))  # scale the n_q × d_k queries once, not every n_q × b block
     dtype = torch.promote_types(q.dtype, v.dtype)
     m = torch.full((*batch, n_q, 1), float("-inf"), dtype=dtype, device=q.device)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from helpers.attention import MultiHeadAttention, attention_weights, merge_heads, require_mask, split_heads
 from helpers.tensors import format_shape, require_broadcastable, require_ndim, require_same_size, require_tensor
-from helpers.transformer import DecoderLayer, Transformer
+from helpers.transformer import DecoderLayer, Transformer, append_greedy_token
 
 # ---- online softmax and chunked attention ---------------------------------------------------------------
 
@@ -239,9 +239,7 @@ def greedy_decode_cached(model: Transformer, src: Tensor, bos_id: int, eos_id: i
         for i, layer in enumerate(layers):
             y, caches[i] = _decoder_layer_step(layer, y, caches[i], mask, memory_kv[i], memory_mask)
         logits = model.output(model.decoder.norm(y))[:, -1]  # (B, vocab)
-        next_token = logits.argmax(dim=-1).masked_fill(finished, model.pad_id)
-        out = torch.cat([out, next_token.unsqueeze(1)], dim=1)
-        finished |= next_token == eos_id
+        out, finished = append_greedy_token(out, logits, finished, model.pad_id, eos_id)
         if finished.all():
             break
     return out

@@ -81,6 +81,20 @@ def _copy_linear_and_norms(ours: nn.Module, theirs: nn.Module, norms: list[str])
             getattr(ours, name).eps = getattr(theirs, name).eps
 
 
+def _layer_from_torch(cls: type, layer: nn.Module, kind: type, norms: list[str]) -> nn.Module:
+    """Build `cls` with `layer`'s sizes, dtype, device and mode, and copy its self-attention,
+    feed-forward network and norms (the decoder adds its cross-attention)."""
+    _check_torch_layer(layer, kind)
+    attention = layer.self_attn
+    ours = cls(attention.embed_dim, attention.num_heads, layer.linear1.out_features, layer.dropout.p,
+               layer.norm_first)
+    # Match dtype and device before copying, or float64 weights would pass through float32.
+    ours = ours.to(device=layer.linear1.weight.device, dtype=layer.linear1.weight.dtype)
+    ours.self_attention = MultiHeadAttention.from_torch(attention)
+    _copy_linear_and_norms(ours, layer, norms)
+    return ours.train(layer.training)
+
+
 class EncoderLayer(nn.Module):
     """Self-attention and a feed-forward network, each wrapped in a residual connection and LayerNorm.
 
@@ -118,15 +132,7 @@ class EncoderLayer(nn.Module):
     @classmethod
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> EncoderLayer:
         """A copy of `nn.TransformerEncoderLayer(batch_first=True)` with the same weights."""
-        _check_torch_layer(layer, nn.TransformerEncoderLayer)
-        attention = layer.self_attn
-        ours = cls(attention.embed_dim, attention.num_heads, layer.linear1.out_features,
-                   layer.dropout.p, layer.norm_first)
-        # Match dtype and device before copying, or float64 weights would pass through float32.
-        ours = ours.to(device=layer.linear1.weight.device, dtype=layer.linear1.weight.dtype)
-        ours.self_attention = MultiHeadAttention.from_torch(attention)
-        _copy_linear_and_norms(ours, layer, ["norm1", "norm2"])
-        return ours.train(layer.training)
+        return _layer_from_torch(cls, layer, nn.TransformerEncoderLayer, ["norm1", "norm2"])
 
 
 class DecoderLayer(nn.Module):
@@ -182,15 +188,9 @@ class DecoderLayer(nn.Module):
     @classmethod
     def from_torch(cls, layer: nn.TransformerDecoderLayer) -> DecoderLayer:
         """A copy of `nn.TransformerDecoderLayer(batch_first=True)` with the same weights."""
-        _check_torch_layer(layer, nn.TransformerDecoderLayer)
-        attention = layer.self_attn
-        ours = cls(attention.embed_dim, attention.num_heads, layer.linear1.out_features,
-                   layer.dropout.p, layer.norm_first)
-        ours = ours.to(device=layer.linear1.weight.device, dtype=layer.linear1.weight.dtype)
-        ours.self_attention = MultiHeadAttention.from_torch(attention)
+        ours = _layer_from_torch(cls, layer, nn.TransformerDecoderLayer, ["norm1", "norm2", "norm3"])
         ours.cross_attention = MultiHeadAttention.from_torch(layer.multihead_attn)
-        _copy_linear_and_norms(ours, layer, ["norm1", "norm2", "norm3"])
-        return ours.train(layer.training)
+        return ours
 
 
 class Encoder(nn.Module):
@@ -323,9 +323,16 @@ class Transformer(nn.Module):
         for _ in range(max_len):
             _, tgt_mask = self.masks(src, out)
             logits = self.decode(out, memory, tgt_mask, src_mask)[:, -1]
-            next_token = logits.argmax(dim=-1).masked_fill(finished, self.pad_id)
-            out = torch.cat([out, next_token.unsqueeze(1)], dim=1)
-            finished |= next_token == eos_id
+            out, finished = append_greedy_token(out, logits, finished, self.pad_id, eos_id)
             if finished.all():
                 break
         return out
+
+
+def append_greedy_token(
+    out: Tensor, logits: Tensor, finished: Tensor, pad_id: int, eos_id: int
+) -> tuple[Tensor, Tensor]:
+    """One step of greedy decoding: append the most likely token (`logits (B, vocab)`) to
+    `out (B, t)`, PAD for rows that already ended; return the new `out` and `finished`."""
+    next_token = logits.argmax(dim=-1).masked_fill(finished, pad_id)
+    return torch.cat([out, next_token.unsqueeze(1)], dim=1), finished | (next_token == eos_id)

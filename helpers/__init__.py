@@ -1,11 +1,29 @@
 """helpers: the shared package of "Attention, step by step".
 
-One module per concept, in course order; later notebooks import what earlier ones derived.
+Two wings. The **content wing** is what the notebooks teach and import: one module per concept,
+in course order, so a reader finds the code where the notebook introduced it.
 
-- `helpers.environment`: `setup()`, the first call of every notebook.
-- `helpers.tensors`: shape validation and the batched dot product (notebook 00).
-- `helpers.checks`: the exercise checks.
-- `helpers.notebooks`, `helpers.workbook`, `helpers.progress`, `helpers.cli`: the `course` command.
+    00  helpers.environment   setup(): seeds, print options, threads, plot style, device
+    00  helpers.tensors       shape validation, the batched dot product
+    01  helpers.attention     Q = X W_Q, K = X W_K, V = X W_V                (project_qkv)
+    02                        scores = Q Kᵀ                                  (attention_scores)
+    03                        Q Kᵀ / √d_k                                   (scaled_scores)
+    04                        softmax, masks, softmax(Q Kᵀ / √d_k) V          (scaled_dot_product_attention)
+    05                        split / merge heads, MultiHeadAttention
+    02+ helpers.plotting      labelled attention heatmaps and the course's diagrams
+    06  helpers.positional    sinusoidal and learned positional encodings
+    07  helpers.transformer   LayerNorm, FeedForward, EncoderLayer, Encoder
+    08                        DecoderLayer, Decoder
+    09                        Transformer, greedy decoding
+    09  helpers.data          the synthetic tasks (dates, reversal), vocabulary, padding
+    09  helpers.training      schedules, label-smoothed loss, the training loop, exact match
+    10  helpers.efficient     online softmax, chunked attention, the KV cache
+    10  helpers.measure       median timings, peak memory, threads, torch's fused kernel
+    00+ helpers.checks        the exercise checks, one `check_<name>` per exercise
+
+The **tooling wing**, `helpers.course`, is the machinery of the `course` command (finding and
+executing notebooks, workbooks, progress, slides, the benchmark). No notebook imports it, and
+no content module does either (tests/test_structure.py enforces both).
 """
 
 from helpers.environment import setup

@@ -10,20 +10,10 @@ import nbformat
 import pytest
 import torch
 
-from helpers import bench
-from helpers.bench import (
-    COLUMNS,
-    Config,
-    Row,
-    format_table,
-    fused_kernel_name,
-    median_time,
-    median_times,
-    peak_memory,
-    run_benchmark,
-    threads,
-)
-from helpers.cli import main
+from helpers.course import bench
+from helpers.course.bench import COLUMNS, Config, Row, format_table, run_benchmark
+from helpers.course.cli import main
+from helpers.measure import fused_kernel_name, median_time, median_times, peak_memory, threads
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli import main, open_command
+from helpers.course.cli import main, open_command
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = Path(sys.executable).parent / "course"

@@ -48,7 +48,7 @@ def test_environment_yml_uses_cpu_pytorch_and_installs_the_course():
 
 def test_course_command_and_strict_nbval_are_configured():
     config = pyproject()
-    assert config["project"]["scripts"]["course"] == "helpers.cli:main"
+    assert config["project"]["scripts"]["course"] == "helpers.course.cli:main"
     addopts = config["tool"]["pytest"]["ini_options"]["addopts"]
     assert "--nbval " in addopts + " " and "--nbval-lax" not in addopts
     assert "--nbval-current-env" in addopts and "--nbval-sanitize-with" in addopts

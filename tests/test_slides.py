@@ -20,8 +20,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from slides_browser import HOW_TO_INSTALL, chromium, find_chromium, inspect_deck, open_deck
 
 from helpers import slides
-from helpers.cli import main
-from helpers.notebooks import CourseError, notebook_paths, read_notebook
+from helpers.course.cli import main
+from helpers.course.notebooks import CourseError, notebook_paths, read_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

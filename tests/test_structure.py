@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.notebooks import NOTEBOOK_NAME, exercise_names, is_solution_cell, notebook_paths, source
+from helpers.course.notebooks import NOTEBOOK_NAME, exercise_names, is_solution_cell, notebook_paths, source
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOKS = notebook_paths(ROOT / "notebooks")

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.notebooks import (
+from helpers.course.notebooks import (
     BEGIN_SOLUTION,
     CourseError,
     execute,
@@ -19,8 +19,8 @@ from helpers.notebooks import (
     read_notebook,
     source,
 )
-from helpers.progress import Row, check_results, collect, format_table, rows_for
-from helpers.workbook import CODE_STUB, is_edited, make_workbook, stub_solution, write_workbooks
+from helpers.course.progress import Row, check_results, collect, format_table, rows_for
+from helpers.course.workbook import CODE_STUB, is_edited, make_workbook, stub_solution, write_workbooks
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -10,7 +10,7 @@ from pathlib import Path
 from nbformat import NotebookNode
 
 from helpers.checks.core import MIME_TYPE, Status
-from helpers.notebooks import CourseError, execute, exercise_names, notebook_paths, read_notebook
+from helpers.course.notebooks import CourseError, execute, exercise_names, notebook_paths, read_notebook
 
 NOT_CHECKED = "not checked"
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from helpers.notebooks import CourseError, notebook_paths, read_notebook
+from helpers.course.notebooks import CourseError, notebook_paths, read_notebook
 
 #: Slide size in CSS pixels: 16:9, what projectors and lecture-hall screens show.
 SLIDE_WIDTH = 1280
@@ -76,108 +76,7 @@ _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 
 # The page template: nbconvert's reveal template, minus everything it loads from CDNs
 # (jQuery, RequireJS, Mermaid, MathJax, reveal.js), plus the course's slide style.
-TEMPLATE = r"""{%- extends 'index.html.j2' -%}
-
-{#- nbconvert's reveal template loads jQuery, RequireJS and Mermaid from CDNs; a deck needs none of them. -#}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
-
-{%- block html_head_js_mathjax -%}
-<script type="text/x-mathjax-config">
-window.courseSlides = {mathErrors: []};
-MathJax.Hub.Config({
-  jax: ["input/TeX", "output/HTML-CSS"],
-  extensions: ["tex2jax.js"],
-  // A TeX mistake shows as an error (and is reported), not quietly as source text.
-  TeX: {extensions: ["AMSmath.js", "AMSsymbols.js"], noErrors: {disabled: true}, noUndefined: {disabled: true}},
-  tex2jax: {
-    inlineMath: [["$", "$"], ["\\(", "\\)"]],
-    displayMath: [["$$", "$$"], ["\\[", "\\]"]],
-    processEscapes: true,
-    processEnvironments: true
-  },
-  "HTML-CSS": {
-    availableFonts: [], preferredFont: null, font: "STIX-Web", webFont: "STIX-Web", imageFont: null,
-    linebreaks: {automatic: true}  // a long formula wraps at the slide's edge instead of running off it
-  },
-  // The hidden MathML for screen readers names TeX web fonts that the package does not ship: use STIX.
-  NativeMML: {styles: {
-    '[mathvariant="double-struck"]': {"font-family": "STIXMathJax_DoubleStruck, serif"},
-    '[mathvariant="script"]': {"font-family": "STIXMathJax_Script, serif"},
-    '[mathvariant="fraktur"]': {"font-family": "STIXMathJax_Fraktur, serif"},
-    '[class="MJX-tex-caligraphic"]': {"font-family": "STIXMathJax_Script, serif"}
-  }},
-  messageStyle: "none",
-  showMathMenu: false,
-  menuSettings: {zoom: "None"}
-});
-MathJax.Hub.Register.MessageHook("TeX Jax - parse error", function (message) {
-  courseSlides.mathErrors.push(String(message[1]) + " in " + String(message[2]).slice(0, 80));
-});
-MathJax.Hub.Register.MessageHook("Math Processing Error", function (message) {
-  courseSlides.mathErrors.push(String(message[2] && message[2].message || message[1]));
-});
-</script>
-<script src="{{ resources.mathjax_url }}"></script>
-{%- endblock html_head_js_mathjax -%}
-
-{%- block html_head -%}
-{{ resources.course_generator }}
-{{ super() }}
-{%- endblock html_head -%}
-
-{%- block html_head_css -%}
-<style type="text/css">
-/* Lecture-hall sizes on a {{ resources.reveal.width }} x {{ resources.reveal.height }} slide. */
-:root {
-  --jp-content-font-size1: 24px;
-  --jp-ui-font-size1: 22px;
-  --jp-code-font-size: 20px;
-  --jp-code-line-height: 1.3;
-}
-.reveal .slides section { padding: 0; }
-.reveal .jp-Cell { padding: 2px 0; }
-.reveal .jp-RenderedHTMLCommon { padding-right: 0; line-height: 1.4; }
-.reveal .jp-RenderedHTMLCommon h1 { font-size: 52px; line-height: 1.2; margin-top: 0.3em; }
-.reveal .jp-RenderedHTMLCommon h2 { font-size: 40px; line-height: 1.2; margin-top: 0.2em; }
-.reveal .jp-RenderedHTMLCommon h3 { font-size: 32px; line-height: 1.2; margin-top: 0.2em; }
-.reveal .jp-RenderedHTMLCommon h4 { font-size: 28px; }
-.reveal .jp-RenderedHTMLCommon table { font-size: 21px; }
-.reveal .jp-RenderedHTMLCommon code { font-size: 0.9em; }
-/* Code and text output fill the slide's width and wrap long lines instead of cutting them off. */
-.reveal div.highlight > pre, .reveal div.jp-OutputArea-output > pre {
-  width: 100%; box-sizing: border-box; white-space: pre-wrap; overflow-wrap: anywhere;
-}
-.reveal .jp-RenderedHTMLCommon h1, .reveal .jp-RenderedHTMLCommon h2, .reveal .jp-RenderedHTMLCommon h3,
-.reveal .jp-RenderedHTMLCommon h4 { text-transform: none; }
-.reveal .jp-OutputArea-output img { max-width: 100%; margin: 4px 0; }
-/* Inline code wraps like text (no space hanging past the slide's edge at a line break). */
-.reveal .jp-RenderedHTMLCommon :not(pre) > code { white-space: normal; overflow-wrap: anywhere; }
-/* Speaker notes stay in the speaker view (S). */
-.reveal aside.notes { display: none; }
-</style>
-{%- endblock html_head_css -%}
-
-{% block footer_js %}
-<script src="{{ resources.reveal.url_prefix }}/dist/reveal.js"></script>
-<script src="{{ resources.reveal.url_prefix }}/plugin/notes/notes.js"></script>
-<script>
-Reveal.initialize({
-  width: {{ resources.reveal.width }},
-  height: {{ resources.reveal.height }},
-  margin: 0.04,
-  center: false,
-  controls: true,
-  progress: true,
-  hash: true,
-  slideNumber: "{{ resources.reveal.number }}",
-  transition: "{{ resources.reveal.transition }}",
-  // Lay out every slide (hidden, not display:none), so MathJax measures each formula once, right.
-  viewDistance: 1000,
-  plugins: [RevealNotes]
-});
-</script>
-{% endblock footer_js %}
-"""
+TEMPLATE = (Path(__file__).parent / "slides_template.html.j2").read_text(encoding="utf-8")
 
 
 @dataclass

@@ -23,7 +23,7 @@ class CourseError(Exception):
 
 def course_root() -> Path:
     """The folder that holds `notebooks/` (the repository root of an editable install)."""
-    candidates = [Path(__file__).resolve().parent.parent, Path.cwd(), *Path.cwd().parents]
+    candidates = [Path(__file__).resolve().parents[2], Path.cwd(), *Path.cwd().parents]
     for folder in candidates:
         if (folder / "notebooks").is_dir() and (folder / "helpers").is_dir():
             return folder

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from helpers.notebooks import CourseError, course_root, execute, read_notebook
+from helpers.course.notebooks import CourseError, course_root, execute, read_notebook
 
 
 def open_command(root: Path, port: int | None = None, extra: Sequence[str] = ()) -> list[str]:
@@ -44,7 +44,7 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 def cmd_workbook(args: argparse.Namespace) -> int:
-    from helpers.workbook import write_workbooks
+    from helpers.course.workbook import write_workbooks
 
     root = course_root()
     out = Path(args.out) if args.out else root / "workbooks"
@@ -63,7 +63,7 @@ def cmd_workbook(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from helpers.progress import collect, format_table
+    from helpers.course.progress import collect, format_table
 
     folder = Path(args.folder) if args.folder else course_root() / "workbooks"
     rows = collect(folder, show_bar=not args.no_bar)
@@ -85,7 +85,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
 
 
 def cmd_slides(args: argparse.Namespace) -> int:
-    from helpers.slides import export_decks
+    from helpers.course.slides import export_decks
 
     root = course_root()
     out = Path(args.out) if args.out else root / "slides"
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from helpers.bench import format_table, run_benchmark
+    from helpers.course.bench import format_table, run_benchmark
 
     try:
         header, rows = run_benchmark(quick=args.quick, notebooks=not args.no_notebooks, device=args.device,

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from helpers.notebooks import (
+from helpers.course.notebooks import (
     BEGIN_SOLUTION,
     END_SOLUTION,
     CourseError,

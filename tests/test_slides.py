@@ -19,7 +19,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from slides_browser import HOW_TO_INSTALL, chromium, find_chromium, inspect_deck, open_deck
 
-from helpers import slides
+from helpers.course import slides
 from helpers.course.cli import main
 from helpers.course.notebooks import CourseError, notebook_paths, read_notebook
 

@@ -17,7 +17,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from helpers.tensors import format_shape, require_broadcastable, require_ndim, require_same_size, require_tensor
+from helpers.tensors import (
+    format_shape,
+    require_activations,
+    require_broadcastable,
+    require_int,
+    require_ndim,
+    require_same_size,
+    require_tensor,
+)
 
 
 def project_qkv(X: Tensor, W_q: Tensor, W_k: Tensor, W_v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -42,12 +50,22 @@ def project_qkv(X: Tensor, W_q: Tensor, W_k: Tensor, W_v: Tensor) -> tuple[Tenso
 
 
 def _require_qk(q: Tensor, k: Tensor) -> None:
+    """Queries `(..., n_q, d_k)` and keys `(..., n_k, d_k)` of one width, batch dimensions that broadcast."""
     require_tensor("q", q)
     require_tensor("k", k)
     require_ndim("q", q, 2, "(..., n_q, d_k)")
     require_ndim("k", k, 2, "(..., n_k, d_k)")
     require_same_size("q", q, -1, "k", k, -1, "d_k (their last dimension)")
     require_broadcastable("q", q.shape[:-2], "k", k.shape[:-2])
+
+
+def require_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
+    """Raise a clear error unless `q (..., n_q, d_k)`, `k (..., n_k, d_k)`, `v (..., n_k, d_v)` fit together."""
+    _require_qk(q, k)
+    require_tensor("v", v)
+    require_ndim("v", v, 2, "(..., n_k, d_v)")
+    require_same_size("k", k, -2, "v", v, -2, "n_k (one value per key)")
+    require_broadcastable("k", k.shape[:-2], "v", v.shape[:-2])
 
 
 def attention_scores(q: Tensor, k: Tensor) -> Tensor:
@@ -84,8 +102,7 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 
 def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
     """`(n, n)` boolean mask, True on and below the diagonal: token i may attend to tokens 0..i."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    require_int("n", n)
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
@@ -135,10 +152,7 @@ def scaled_dot_product_attention(
     attend to: its weights and its output are all zeros (as in torch's
     `scaled_dot_product_attention`), never NaN.
     """
-    _require_qk(q, k)
-    require_tensor("v", v)
-    require_ndim("v", v, 2, "(..., n_k, d_v)")
-    require_same_size("k", k, -2, "v", v, -2, "n_k (one value per key)")
+    require_qkv(q, k, v)
     weights = attention_weights(q, k, mask)
     return weights @ v, weights
 
@@ -166,6 +180,7 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
     require_tensor("x", x)
     if x.ndim != 3:
         raise ValueError(f"x: expected shape (B, n, d_model), got {format_shape(x.shape)}")
+    require_int("num_heads", num_heads)
     batch, n, d_model = x.shape
     if d_model % num_heads:
         raise ValueError(f"d_model = {d_model} is not divisible by num_heads = {num_heads}")
@@ -181,8 +196,8 @@ def merge_heads(x: Tensor) -> Tensor:
     require_tensor("x", x)
     if x.ndim != 4:
         raise ValueError(f"x: expected shape (B, h, n, d_k), got {format_shape(x.shape)}")
-    batch, heads, n, d_k = x.shape
-    return x.transpose(1, 2).reshape(batch, n, heads * d_k)
+    batch, num_heads, n, d_k = x.shape
+    return x.transpose(1, 2).reshape(batch, n, num_heads * d_k)
 
 
 class MultiHeadAttention(nn.Module):
@@ -199,11 +214,11 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, num_heads: int, bias: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
-        if num_heads < 1 or d_model % num_heads:
+        require_int("num_heads", num_heads)
+        if d_model < 1 or d_model % num_heads:
             raise ValueError(f"d_model = {d_model} must be a positive multiple of num_heads = {num_heads}")
         self.d_model = d_model
         self.num_heads = num_heads
-        self.head_size = d_model // num_heads
         self.W_q = nn.Linear(d_model, d_model, bias=bias)
         self.W_k = nn.Linear(d_model, d_model, bias=bias)
         self.W_v = nn.Linear(d_model, d_model, bias=bias)
@@ -214,13 +229,19 @@ class MultiHeadAttention(nn.Module):
         self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         for name, x in (("query", query), ("key", key), ("value", value)):
-            require_tensor(name, x)
-            if x.ndim != 3 or x.shape[-1] != self.d_model:
-                raise ValueError(f"{name}: expected shape (B, n, d_model={self.d_model}), got {format_shape(x.shape)}")
+            require_activations(name, x, self.d_model)
         require_same_size("key", key, 1, "value", value, 1, "n_k (one value per key)")
         q = split_heads(self.W_q(query), self.num_heads)  # (B, h, n_q, d_k)
         k = split_heads(self.W_k(key), self.num_heads)  # (B, h, n_k, d_k)
         v = split_heads(self.W_v(value), self.num_heads)  # (B, h, n_k, d_k)
+        return self.attend(q, k, v, mask)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The heads' attention, merged and mixed by W_O: what `forward` does after the projections.
+
+        `q (B, h, n_q, d_k)`, `k` and `v (B, h, n_k, d_k)` -> `(output (B, n_q, d_model), weights
+        (B, h, n_q, n_k))`. The KV-cache decoder calls it with keys and values computed earlier.
+        """
         if mask is not None and mask.ndim == 3:
             mask = mask.unsqueeze(1)  # (B, n_q, n_k) -> (B, 1, n_q, n_k): the same for every head
         weights = attention_weights(q, k, mask)  # (B, h, n_q, n_k)

@@ -19,13 +19,21 @@ Masks are boolean with True = may attend, as everywhere in the course.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from helpers.attention import MultiHeadAttention, attention_weights, merge_heads, require_mask, split_heads
-from helpers.tensors import format_shape, require_broadcastable, require_ndim, require_same_size, require_tensor
-from helpers.transformer import DecoderLayer, Transformer, append_greedy_token
+from helpers.attention import (
+    MultiHeadAttention,
+    attention_weights,
+    merge_heads,
+    require_mask,
+    require_qkv,
+    split_heads,
+)
+from helpers.tensors import format_shape, require_int, require_ndim, require_same_size, require_tensor
+from helpers.transformer import DecoderLayer, Transformer, greedy_tokens
 
 # ---- online softmax and chunked attention ---------------------------------------------------------------
 
@@ -61,16 +69,6 @@ def online_softmax_update(
     return m_new, z_new, acc_new
 
 
-def _require_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
-    for name, x, expected in (("q", q, "(..., n_q, d_k)"), ("k", k, "(..., n_k, d_k)"), ("v", v, "(..., n_k, d_v)")):
-        require_tensor(name, x)
-        require_ndim(name, x, 2, expected)
-    require_same_size("q", q, -1, "k", k, -1, "d_k (their last dimension)")
-    require_same_size("k", k, -2, "v", v, -2, "n_k (one value per key)")
-    require_broadcastable("q", q.shape[:-2], "k", k.shape[:-2])
-    require_broadcastable("k", k.shape[:-2], "v", v.shape[:-2])
-
-
 def chunked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, block_size: int = 128) -> Tensor:
     """Exact `softmax(Q Kᵀ / √d_k) V`, computed over blocks of `block_size` keys by online softmax.
 
@@ -83,9 +81,8 @@ def chunked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = Non
         `(..., n_q, d_v)`, equal to `helpers.attention.scaled_dot_product_attention(q, k, v, mask)[0]`;
         a query whose keys are all masked gets zeros. The weights are never materialised.
     """
-    _require_qkv(q, k, v)
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    require_qkv(q, k, v)
+    require_int("block_size", block_size)
     n_q, n_k = q.shape[-2], k.shape[-2]
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     scores_shape = torch.Size((*batch, n_q, n_k))
@@ -149,45 +146,41 @@ def cached_attention_step(
     return weights @ v_cache, k_cache, v_cache
 
 
-def _self_attention_step(
-    attention: MultiHeadAttention, x: Tensor, cache: tuple[Tensor, Tensor] | None, mask: Tensor
-) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """`x (B, 1, d_model)` -> `(B, 1, d_model)`: the newest token's self-attention, extending the cache."""
-    h = attention.num_heads
-    q = split_heads(attention.W_q(x), h)  # (B, h, 1, d_k)
-    k_new = split_heads(attention.W_k(x), h)
-    v_new = split_heads(attention.W_v(x), h)
-    k_cache, v_cache = cache if cache is not None else (None, None)
-    out, k_cache, v_cache = cached_attention_step(q, k_new, v_new, k_cache, v_cache, mask)
-    return attention.W_o(merge_heads(out)), (k_cache, v_cache)
+def _heads(attention: MultiHeadAttention, projection: nn.Linear, x: Tensor) -> Tensor:
+    """`x (B, n, d_model)` through one of the attention's projections, split: `(B, h, n, d_k)`."""
+    return split_heads(projection(x), attention.num_heads)
 
 
-def _cross_attention_step(attention: MultiHeadAttention, x: Tensor, memory_kv: tuple[Tensor, Tensor],
-                          memory_mask: Tensor) -> Tensor:
-    """Queries from the newest token, keys and values of the encoder output computed once."""
-    q = split_heads(attention.W_q(x), attention.num_heads)  # (B, h, 1, d_k)
-    k, v = memory_kv  # (B, h, n_s, d_k) each
-    return attention.W_o(merge_heads(attention_weights(q, k, memory_mask) @ v))
+@dataclass
+class _LayerCache:
+    """What one decoder layer keeps between steps, each `(B, h, ·, d_k)`: the keys and values of the
+    encoder output (computed once) and of the tokens generated so far (None before the first)."""
+
+    memory_k: Tensor
+    memory_v: Tensor
+    k: Tensor | None = None
+    v: Tensor | None = None
+
+    @classmethod
+    def for_memory(cls, attention: MultiHeadAttention, memory: Tensor) -> _LayerCache:
+        return cls(_heads(attention, attention.W_k, memory), _heads(attention, attention.W_v, memory))
 
 
-def _decoder_layer_step(
-    layer: DecoderLayer,
-    y: Tensor,
-    cache: tuple[Tensor, Tensor] | None,
-    mask: Tensor,
-    memory_kv: tuple[Tensor, Tensor],
-    memory_mask: Tensor,
-) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """`DecoderLayer.forward` for the newest token only, both norm placements."""
-    if layer.norm_first:
-        attended, cache = _self_attention_step(layer.self_attention, layer.norm1(y), cache, mask)
-        y = y + layer.dropout1(attended)
-        y = y + layer.dropout2(_cross_attention_step(layer.cross_attention, layer.norm2(y), memory_kv, memory_mask))
-        return y + layer.dropout3(layer.feed_forward(layer.norm3(y))), cache
-    attended, cache = _self_attention_step(layer.self_attention, y, cache, mask)
-    y = layer.norm1(y + layer.dropout1(attended))
-    y = layer.norm2(y + layer.dropout2(_cross_attention_step(layer.cross_attention, y, memory_kv, memory_mask)))
-    return layer.norm3(y + layer.dropout3(layer.feed_forward(y))), cache
+def _cached_self_attention(attention: MultiHeadAttention, x: Tensor, cache: _LayerCache, mask: Tensor) -> Tensor:
+    """`x (B, 1, d_model)` -> `(B, 1, d_model)`: the newest token's self-attention; its key and value join the cache."""
+    q, k_new, v_new = (_heads(attention, projection, x) for projection in (attention.W_q, attention.W_k, attention.W_v))
+    out, cache.k, cache.v = cached_attention_step(q, k_new, v_new, cache.k, cache.v, mask)  # out (B, h, 1, d_k)
+    return attention.W_o(merge_heads(out))
+
+
+def _decoder_layer_step(layer: DecoderLayer, y: Tensor, cache: _LayerCache, mask: Tensor, src_mask: Tensor) -> Tensor:
+    """The newest token `y (B, 1, d_model)` through `layer`'s own wiring, with its cached keys and values."""
+    cross = layer.cross_attention
+    return layer.sublayers(
+        y,
+        lambda x: _cached_self_attention(layer.self_attention, x, cache, mask),
+        lambda x: cross.attend(_heads(cross, cross.W_q, x), cache.memory_k, cache.memory_v, src_mask)[0],
+    )
 
 
 @torch.no_grad()
@@ -195,10 +188,11 @@ def greedy_decode_cached(model: Transformer, src: Tensor, bos_id: int, eos_id: i
     """`model.greedy_decode(src, bos_id, eos_id, max_len)`, with a KV cache: the same tokens, less work.
 
     Each step embeds only the newest token (at its position), runs it through every decoder
-    layer, where it attends to the cached keys and values of all earlier tokens (padding
-    keys masked out, as the uncached decoder's target mask does), and appends its own. The
-    cross-attention keys and values of the encoder output are computed once per layer.
-    Put the model in `eval()` mode first (as for `greedy_decode`), or dropout makes both random.
+    layer's own wiring (`DecoderLayer.sublayers`), where it attends to the cached keys and values
+    of all earlier tokens (padding keys masked out, as the uncached decoder's target mask does),
+    and appends its own. The cross-attention keys and values of the encoder output are computed
+    once per layer. Put the model in `eval()` mode first (as for `greedy_decode`), or dropout
+    makes both random.
 
     Returns:
         `(B, n)` token ids starting with BOS, at most `max_len` generated tokens; after EOS a row
@@ -215,34 +209,16 @@ def greedy_decode_cached(model: Transformer, src: Tensor, bos_id: int, eos_id: i
     src_mask, _ = model.masks(src)  # (B, 1, n_s)
     memory = model.encode(src, src_mask)  # (B, n_s, d_model)
     layers = list(model.decoder.layers)
-    memory_kv = [
-        (split_heads(layer.cross_attention.W_k(memory), layer.cross_attention.num_heads),
-         split_heads(layer.cross_attention.W_v(memory), layer.cross_attention.num_heads))
-        for layer in layers
-    ]
-    memory_mask = src_mask.unsqueeze(1)  # (B, 1, 1, n_s): the same for every head
-    caches: list[tuple[Tensor, Tensor] | None] = [None] * len(layers)
-    positional = model.positional
-    scale = math.sqrt(model.d_model)
-    batch = src.shape[0]
-    out = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    keys_allowed = torch.zeros(batch, 0, dtype=torch.bool, device=src.device)  # (B, t): False at padding
-    for step in range(max_len):
-        token = out[:, -1:]  # (B, 1): the newest token, at position `step`
-        if step >= positional.pe.shape[0]:
-            raise ValueError(f"sequence of {step + 1} tokens is longer than max_len = {positional.pe.shape[0]}")
-        keys_allowed = torch.cat([keys_allowed, token != model.pad_id], dim=1)
-        mask = keys_allowed[:, None, None, :]  # (B, 1, 1, t + 1)
-        embedded = model.tgt_embedding(token) * scale
-        y = positional.dropout(embedded + positional.pe[step].to(embedded.dtype))  # (B, 1, d_model)
-        for i, layer in enumerate(layers):
-            y, caches[i] = _decoder_layer_step(layer, y, caches[i], mask, memory_kv[i], memory_mask)
-        logits = model.output(model.decoder.norm(y))[:, -1]  # (B, vocab)
-        out, finished = append_greedy_token(out, logits, finished, model.pad_id, eos_id)
-        if finished.all():
-            break
-    return out
+    caches = [_LayerCache.for_memory(layer.cross_attention, memory) for layer in layers]
+
+    def next_logits(out: Tensor) -> Tensor:
+        mask = (out != model.pad_id)[:, None, None, :]  # (B, 1, 1, t + 1): no attention to padding keys
+        y = model.embed(model.tgt_embedding, out[:, -1:], start=out.shape[1] - 1)  # (B, 1, d_model)
+        for layer, cache in zip(layers, caches):
+            y = _decoder_layer_step(layer, y, cache, mask, src_mask)
+        return model.output(model.decoder.norm(y))[:, -1]  # (B, vocab)
+
+    return greedy_tokens(next_logits, src, bos_id, eos_id, model.pad_id, max_len)
 
 
 # ---- what attention costs ------------------------------------------------------------------------------

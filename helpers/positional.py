@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from helpers.tensors import format_shape, require_tensor
+from helpers.tensors import require_activations, require_int
 
 
 def sinusoidal_positional_encoding(
@@ -27,9 +27,8 @@ def sinusoidal_positional_encoding(
     (fast) to 2π · base (slow), so every position gets a distinct code and nearby positions
     get similar ones.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 2 or d_model % 2:
+    require_int("n", n)
+    if require_int("d_model", d_model) % 2:
         raise ValueError(f"d_model must be a positive even int, got {d_model!r}")
     position = torch.arange(n, dtype=torch.float64).unsqueeze(1)  # (n, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (d_model / 2,)
@@ -40,8 +39,21 @@ def sinusoidal_positional_encoding(
     return pe.to(dtype)
 
 
+def _positions(x: object, d_model: int, start: int, max_len: int) -> slice:
+    """The positions `start ... start + n - 1` of the n tokens in `x (B, n, d_model)`, all below `max_len`."""
+    n = require_activations("x", x, d_model).shape[1]
+    require_int("start", start, minimum=0)
+    if start + n > max_len:
+        raise ValueError(f"sequence of {start + n} tokens is longer than max_len = {max_len}")
+    return slice(start, start + n)
+
+
 class PositionalEncoding(nn.Module):
-    """Adds the sinusoidal code to embeddings `(B, n, d_model)`, then dropout (as in the paper)."""
+    """Adds the sinusoidal code to embeddings `(B, n, d_model)`, then dropout (as in the paper).
+
+    `forward(x, start=0)`: the tokens of `x` sit at positions `start, start + 1, ...`, so a
+    decoder that feeds one new token at a time (the KV cache of notebook 10) passes its position.
+    """
 
     def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.1) -> None:
         super().__init__()
@@ -50,19 +62,16 @@ class PositionalEncoding(nn.Module):
         # A buffer: saved with the model and moved with .to(device), but not trained.
         self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        require_tensor("x", x)
-        if x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x: expected shape (B, n, d_model={self.d_model}), got {format_shape(x.shape)}")
-        if x.shape[1] > self.pe.shape[0]:
-            raise ValueError(f"sequence of {x.shape[1]} tokens is longer than max_len = {self.pe.shape[0]}")
-        return self.dropout(x + self.pe[: x.shape[1]].to(x.dtype))
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        positions = _positions(x, self.d_model, start, self.pe.shape[0])
+        return self.dropout(x + self.pe[positions].to(x.dtype))
 
 
 class LearnedPositionalEmbedding(nn.Module):
     """The alternative: one trained vector per position (BERT, GPT-2), added like the sinusoidal code.
 
     It can fit whatever the task needs, but knows nothing about positions beyond `max_len`.
+    `forward(x, start=0)` as for `PositionalEncoding`.
     """
 
     def __init__(self, d_model: int, max_len: int = 512, dropout: float = 0.1) -> None:
@@ -72,13 +81,6 @@ class LearnedPositionalEmbedding(nn.Module):
         nn.init.normal_(self.embedding.weight, std=1 / math.sqrt(d_model))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        require_tensor("x", x)
-        if x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"x: expected shape (B, n, d_model={self.d_model}), got {format_shape(x.shape)}")
-        if x.shape[1] > self.embedding.num_embeddings:
-            raise ValueError(
-                f"sequence of {x.shape[1]} tokens is longer than max_len = {self.embedding.num_embeddings}"
-            )
-        positions = torch.arange(x.shape[1], device=x.device)
-        return self.dropout(x + self.embedding(positions))
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        positions = _positions(x, self.d_model, start, self.embedding.num_embeddings)
+        return self.dropout(x + self.embedding(torch.arange(positions.start, positions.stop, device=x.device)))

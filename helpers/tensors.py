@@ -1,4 +1,4 @@
-"""Tensor basics every chapter leans on: shape validation and the dot product.
+"""Tensor basics every chapter leans on: argument and shape validation, and the dot product.
 
 Shapes follow the course's notation: batch-first, `(..., n, d)`, where `...` stands for
 any number of leading batch (and later head) dimensions.
@@ -17,6 +17,17 @@ def format_shape(shape: Sequence[int]) -> str:
     return str(tuple(int(s) for s in shape))
 
 
+def require_int(name: str, value: object, minimum: int = 1) -> int:
+    """Return `value` if it is an int of at least `minimum` (a positive int by default).
+
+    `bool` is refused although Python counts it as an int: `causal_mask(True)` is a mistake.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        wanted = "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return value
+
+
 def require_tensor(name: str, x: object) -> Tensor:
     """Return `x` if it is a tensor; otherwise raise a TypeError that says what it is."""
     if not isinstance(x, Tensor):
@@ -28,6 +39,14 @@ def require_ndim(name: str, x: Tensor, min_ndim: int, expected: str) -> None:
     """Raise a ValueError naming `expected` (e.g. "(..., n, d)") if `x` has too few dims."""
     if x.ndim < min_ndim:
         raise ValueError(f"{name}: expected shape {expected}, got {format_shape(x.shape)}")
+
+
+def require_activations(name: str, x: object, d_model: int) -> Tensor:
+    """Return `x` if it is a `(B, n, d_model)` tensor, one row of d_model features per token."""
+    tensor = require_tensor(name, x)
+    if tensor.ndim != 3 or tensor.shape[-1] != d_model:
+        raise ValueError(f"{name}: expected shape (B, n, d_model={d_model}), got {format_shape(tensor.shape)}")
+    return tensor
 
 
 def require_same_size(

@@ -13,13 +13,15 @@ with True = may attend. `norm_first=False` is the paper's post-LN block,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from helpers.attention import MultiHeadAttention, causal_mask, padding_mask
+from helpers.data import PAD
 from helpers.positional import PositionalEncoding
-from helpers.tensors import format_shape, require_tensor
+from helpers.tensors import format_shape, require_activations, require_tensor
 
 
 class LayerNorm(nn.Module):
@@ -52,12 +54,6 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear2(self.dropout(torch.relu(self.linear1(x))))
-
-
-def _require_activations(name: str, x: Tensor, d_model: int) -> None:
-    require_tensor(name, x)
-    if x.ndim != 3 or x.shape[-1] != d_model:
-        raise ValueError(f"{name}: expected shape (B, n, d_model={d_model}), got {format_shape(x.shape)}")
 
 
 def _check_torch_layer(layer: nn.Module, kind: type) -> None:
@@ -122,7 +118,7 @@ class EncoderLayer(nn.Module):
         return self.dropout2(self.feed_forward(x))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        _require_activations("x", x, self.d_model)
+        require_activations("x", x, self.d_model)
         if self.norm_first:
             x = x + self._attend(self.norm1(x), mask)
             return x + self._feed_forward(self.norm2(x))
@@ -138,8 +134,9 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     """Masked self-attention, cross-attention on the encoder's output, and a feed-forward network.
 
-    `forward(y (B, n_t, d_model), memory (B, n_s, d_model), tgt_mask=None, memory_mask=None)`.
-    `tgt_mask` is causal (and target padding), `memory_mask` the source padding `(B, 1, n_s)`.
+    `forward(y (B, n_t, d_model), memory (B, n_s, d_model), tgt_mask=None, src_mask=None)`.
+    `tgt_mask` is causal (and target padding), `src_mask` the source padding `(B, 1, n_s)`: the
+    mask the encoder's self-attention used, now keeping the queries off the padding in `memory`.
     The last cross-attention weights `(B, h, n_t, n_s)` are kept in `cross_weights` for plots.
     """
 
@@ -160,30 +157,47 @@ class DecoderLayer(nn.Module):
         self.dropout3 = nn.Dropout(dropout)
         self.cross_weights: Tensor | None = None
 
-    def _self_attend(self, y: Tensor, mask: Tensor | None) -> Tensor:
-        return self.dropout1(self.self_attention(y, y, y, mask)[0])
-
-    def _cross_attend(self, y: Tensor, memory: Tensor, mask: Tensor | None) -> Tensor:
+    def _cross_attend(self, y: Tensor, memory: Tensor, src_mask: Tensor | None) -> Tensor:
         # Queries from the decoder, keys and values from the encoder.
-        out, weights = self.cross_attention(y, memory, memory, mask)
+        out, weights = self.cross_attention(y, memory, memory, src_mask)
         self.cross_weights = weights.detach()
-        return self.dropout2(out)
-
-    def _feed_forward(self, y: Tensor) -> Tensor:
-        return self.dropout3(self.feed_forward(y))
+        return out
 
     def forward(
-        self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None, memory_mask: Tensor | None = None
+        self,
+        y: Tensor,
+        memory: Tensor,
+        tgt_mask: Tensor | None = None,
+        src_mask: Tensor | None = None,
+        *,
+        memory_mask: Tensor | None = None,
     ) -> Tensor:
-        _require_activations("y", y, self.d_model)
-        _require_activations("memory", memory, self.d_model)
+        """`memory_mask` is the former name of `src_mask`, still accepted as a keyword."""
+        require_activations("y", y, self.d_model)
+        require_activations("memory", memory, self.d_model)
+        if memory_mask is not None:
+            if src_mask is not None:
+                raise ValueError("pass the source padding mask once, as src_mask (memory_mask is its former name)")
+            src_mask = memory_mask
+        return self.sublayers(
+            y, lambda x: self.self_attention(x, x, x, tgt_mask)[0], lambda x: self._cross_attend(x, memory, src_mask)
+        )
+
+    def sublayers(self, y: Tensor, self_attend: Callable[[Tensor], Tensor],
+                  cross_attend: Callable[[Tensor], Tensor]) -> Tensor:
+        """The layer's wiring: its three sublayers, each with dropout, a residual connection and a norm.
+
+        `self_attend` and `cross_attend` map `(B, n_t, d_model)` to `(B, n_t, d_model)`. `forward`
+        passes the layer's two attentions; the KV-cache decoder (`helpers.efficient`) passes
+        cached versions of them for the newest token, and so runs exactly this wiring.
+        """
         if self.norm_first:
-            y = y + self._self_attend(self.norm1(y), tgt_mask)
-            y = y + self._cross_attend(self.norm2(y), memory, memory_mask)
-            return y + self._feed_forward(self.norm3(y))
-        y = self.norm1(y + self._self_attend(y, tgt_mask))
-        y = self.norm2(y + self._cross_attend(y, memory, memory_mask))
-        return self.norm3(y + self._feed_forward(y))
+            y = y + self.dropout1(self_attend(self.norm1(y)))
+            y = y + self.dropout2(cross_attend(self.norm2(y)))
+            return y + self.dropout3(self.feed_forward(self.norm3(y)))
+        y = self.norm1(y + self.dropout1(self_attend(y)))
+        y = self.norm2(y + self.dropout2(cross_attend(y)))
+        return self.norm3(y + self.dropout3(self.feed_forward(y)))
 
     @classmethod
     def from_torch(cls, layer: nn.TransformerDecoderLayer) -> DecoderLayer:
@@ -222,9 +236,9 @@ class Decoder(nn.Module):
         self.norm = LayerNorm(d_model) if norm_first else nn.Identity()
 
     def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
-                memory_mask: Tensor | None = None) -> Tensor:
+                src_mask: Tensor | None = None) -> Tensor:
         for layer in self.layers:
-            y = layer(y, memory, tgt_mask, memory_mask)
+            y = layer(y, memory, tgt_mask, src_mask)
         return self.norm(y)
 
 
@@ -251,7 +265,7 @@ class Transformer(nn.Module):
         share_embeddings: bool = False,
         *,
         norm_first: bool = False,
-        pad_id: int = 0,
+        pad_id: int = PAD,
         max_len: int = 512,
         causal: bool = True,
     ) -> None:
@@ -280,27 +294,30 @@ class Transformer(nn.Module):
         if share_embeddings:
             self.output.weight = self.src_embedding.weight
 
-    def _embed(self, embedding: nn.Embedding, tokens: Tensor) -> Tensor:
-        return self.positional(embedding(tokens) * math.sqrt(self.d_model))
+    def embed(self, embedding: nn.Embedding, tokens: Tensor, start: int = 0) -> Tensor:
+        """Token ids `(B, n)` -> `(B, n, d_model)`: embeddings × √d_model plus the positional code of
+        positions `start ... start + n - 1` (`start > 0` when a decoder feeds one new token at a time)."""
+        return self.positional(embedding(tokens) * math.sqrt(self.d_model), start)
 
-    def masks(self, src: Tensor, tgt: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """`src_mask (B, 1, n_s)` (no attention to padding), `tgt_mask (B, n_t, n_t)` (causal and no padding)."""
-        src_mask = padding_mask(src, self.pad_id)
-        if tgt is None:
-            return src_mask, None
+    def target_mask(self, tgt: Tensor) -> Tensor:
+        """`(B, n_t, n_t)`: no attention to target padding, nor (if `causal`) to later positions."""
         tgt_mask = padding_mask(tgt, self.pad_id)
         if self.causal:
             tgt_mask = tgt_mask & causal_mask(tgt.shape[1], device=tgt.device)
-        return src_mask, tgt_mask
+        return tgt_mask
+
+    def masks(self, src: Tensor, tgt: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """`src_mask (B, 1, n_s)` (no attention to padding), `tgt_mask (B, n_t, n_t)` (causal and no padding)."""
+        return padding_mask(src, self.pad_id), None if tgt is None else self.target_mask(tgt)
 
     def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
         if src_mask is None:
             src_mask = self.masks(src)[0]
-        return self.encoder(self._embed(self.src_embedding, src), src_mask)
+        return self.encoder(self.embed(self.src_embedding, src), src_mask)
 
     def decode(self, tgt: Tensor, memory: Tensor, tgt_mask: Tensor | None, src_mask: Tensor | None) -> Tensor:
         """Decoder states -> logits `(B, n_t, tgt_vocab_size)`."""
-        y = self.decoder(self._embed(self.tgt_embedding, tgt), memory, tgt_mask, src_mask)
+        y = self.decoder(self.embed(self.tgt_embedding, tgt), memory, tgt_mask, src_mask)
         return self.output(y)
 
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
@@ -318,21 +335,28 @@ class Transformer(nn.Module):
         likely next token. Returns `(B, n)` starting with BOS; after EOS a row is padded."""
         src_mask, _ = self.masks(src)
         memory = self.encode(src, src_mask)
-        out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
-        finished = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            _, tgt_mask = self.masks(src, out)
-            logits = self.decode(out, memory, tgt_mask, src_mask)[:, -1]
-            out, finished = append_greedy_token(out, logits, finished, self.pad_id, eos_id)
-            if finished.all():
-                break
-        return out
+
+        def next_logits(out: Tensor) -> Tensor:
+            return self.decode(out, memory, self.target_mask(out), src_mask)[:, -1]
+
+        return greedy_tokens(next_logits, src, bos_id, eos_id, self.pad_id, max_len)
 
 
-def append_greedy_token(
-    out: Tensor, logits: Tensor, finished: Tensor, pad_id: int, eos_id: int
-) -> tuple[Tensor, Tensor]:
-    """One step of greedy decoding: append the most likely token (`logits (B, vocab)`) to
-    `out (B, t)`, PAD for rows that already ended; return the new `out` and `finished`."""
-    next_token = logits.argmax(dim=-1).masked_fill(finished, pad_id)
-    return torch.cat([out, next_token.unsqueeze(1)], dim=1), finished | (next_token == eos_id)
+def greedy_tokens(
+    next_logits: Callable[[Tensor], Tensor], src: Tensor, bos_id: int, eos_id: int, pad_id: int, max_len: int
+) -> Tensor:
+    """Greedy decoding's loop, shared by the decoders with and without a KV cache.
+
+    `next_logits(out (B, t)) -> (B, vocab)` scores the token that follows `out`. Starting from
+    BOS, the most likely token is appended, PAD for rows that already ended with EOS, until
+    every row has ended or `max_len` tokens were generated. Returns `(B, n)`, BOS first.
+    """
+    out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
+    finished = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+    for _ in range(max_len):
+        next_token = next_logits(out).argmax(dim=-1).masked_fill(finished, pad_id)
+        out = torch.cat([out, next_token.unsqueeze(1)], dim=1)
+        finished = finished | (next_token == eos_id)
+        if finished.all():
+            break
+    return out

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-PAD, BOS, EOS = 0, 1, 2
+#: The special tokens, the first ids of every vocabulary: PAD = 0, BOS = 1, EOS = 2.
 SPECIALS = ("<pad>", "<bos>", "<eos>")
+PAD, BOS, EOS = range(len(SPECIALS))
 
 
 class CharVocab:
@@ -87,9 +88,6 @@ def _formats(date: datetime.date) -> list[str]:
         f"{month.upper()} {d} {y}",
         f"{d} {mon.upper()} {y}",
     ]
-
-
-DATE_FORMATS = len(_formats(datetime.date(2000, 1, 1)))
 
 
 def random_dates(count: int, seed: int, start: int = 1950, end: int = 2049) -> list[datetime.date]:

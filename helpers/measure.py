@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from helpers.tensors import require_int
+
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -53,8 +55,8 @@ def median_times(
     last warm-up call is timed to choose that number.
     """
     device = torch.device(device)
-    if repeats < 1 or warmup < 1:
-        raise ValueError(f"repeats and warmup must be at least 1, got repeats={repeats}, warmup={warmup}")
+    require_int("repeats", repeats)
+    require_int("warmup", warmup)
     numbers = []
     for fn in fns:
         for _ in range(warmup - 1):

@@ -45,6 +45,12 @@ def warmup_linear_decay(warmup_steps: int, total_steps: int) -> Callable[[int], 
     return rate
 
 
+def sequence_loss(model: nn.Module, batch: Batch, loss_fn: nn.Module) -> torch.Tensor:
+    """`loss_fn` of the logits `model(src, tgt_in) (B, n_t, vocab)` against `tgt_out (B, n_t)`, flattened."""
+    logits = model(batch.src, batch.tgt_in)
+    return loss_fn(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1))
+
+
 def train(
     model: nn.Module,
     data: Batch,
@@ -79,9 +85,7 @@ def train(
     for _ in bar:
         if not epoch:
             epoch = batches(data, batch_size, generator)
-        batch = epoch.pop().to(device)
-        logits = model(batch.src, batch.tgt_in)
-        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1))
+        loss = sequence_loss(model, epoch.pop().to(device), loss_fn)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -102,8 +106,7 @@ def teacher_forced_loss(model: nn.Module, data: Batch, batch_size: int = 500) ->
     total, count = 0.0, 0
     for i in range(0, len(data), batch_size):
         batch = data[i : i + batch_size].to(device)
-        logits = model(batch.src, batch.tgt_in)
-        total += loss_fn(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1)).item()
+        total += sequence_loss(model, batch, loss_fn).item()
         count += int((batch.tgt_out != PAD).sum())
     return total / count
 

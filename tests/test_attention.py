@@ -25,6 +25,7 @@ TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-12
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dim", [-1, 0, 1])
 def test_softmax_equals_torch(dtype, dim):
+    torch.manual_seed(0)
     x = torch.randn(3, 4, 5, dtype=dtype)
     torch.testing.assert_close(softmax(x, dim=dim), torch.softmax(x, dim=dim), **TOL[dtype])
 
@@ -40,6 +41,7 @@ def test_softmax_is_stable_at_magnitude_1e4(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_softmax_gradient_equals_torch(dtype):
+    torch.manual_seed(0)
     x = torch.randn(3, 5, dtype=dtype, requires_grad=True)
     upstream = torch.randn(3, 5, dtype=dtype)
     (grad_ours,) = torch.autograd.grad(softmax(x), x, upstream)
@@ -48,6 +50,7 @@ def test_softmax_gradient_equals_torch(dtype):
 
 
 def test_softmax_leaves_its_input_alone_and_checks_dim():
+    torch.manual_seed(0)
     x = torch.randn(2, 3)
     before = x.clone()
     softmax(x)
@@ -57,6 +60,7 @@ def test_softmax_leaves_its_input_alone_and_checks_dim():
 
 
 def test_project_qkv_shapes_and_values():
+    torch.manual_seed(0)
     X = torch.randn(2, 5, 8)
     W_q, W_k, W_v = torch.randn(8, 4), torch.randn(8, 4), torch.randn(8, 6)
     Q, K, V = project_qkv(X, W_q, W_k, W_v)
@@ -71,6 +75,7 @@ def test_project_qkv_shapes_and_values():
 
 
 def test_project_qkv_wrong_shapes_name_both():
+    torch.manual_seed(0)
     X = torch.randn(5, 8)
     with pytest.raises(ValueError, match=r"X has shape \(5, 8\), W_k has shape \(7, 4\)"):
         project_qkv(X, torch.randn(8, 4), torch.randn(7, 4), torch.randn(8, 4))
@@ -81,6 +86,7 @@ def test_project_qkv_wrong_shapes_name_both():
 
 
 def test_scores_are_batched_dot_products_and_not_symmetric():
+    torch.manual_seed(0)
     q, k = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 6, 8)
     scores = attention_scores(q, k)
     assert scores.shape == (2, 3, 4, 6)
@@ -92,6 +98,7 @@ def test_scores_are_batched_dot_products_and_not_symmetric():
 
 
 def test_scores_wrong_shapes_name_both():
+    torch.manual_seed(0)
     with pytest.raises(ValueError, match=r"q has shape \(4, 8\), k has shape \(6, 7\)"):
         attention_scores(torch.randn(4, 8), torch.randn(6, 7))
     with pytest.raises(ValueError, match=r"\(2,\).*\(3,\) cannot be broadcast"):
@@ -111,6 +118,7 @@ def make_qkv(shape_q, shape_k, d_v, dtype):
     [((5, 8), (5, 8), 8), ((2, 4, 8), (2, 7, 8), 3), ((2, 3, 4, 16), (2, 3, 6, 16), 5)],
 )
 def test_attention_equals_torch_sdpa(dtype, shape_q, shape_k, d_v):
+    torch.manual_seed(0)
     q, k, v = make_qkv(shape_q, shape_k, d_v, dtype)
     out, weights = scaled_dot_product_attention(q, k, v)
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v), **TOL[dtype])
@@ -120,6 +128,7 @@ def test_attention_equals_torch_sdpa(dtype, shape_q, shape_k, d_v):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_attention_with_causal_and_padding_masks_equals_torch(dtype):
+    torch.manual_seed(0)
     q, k, v = make_qkv((2, 3, 6, 8), (2, 3, 6, 8), 4, dtype)
     causal = causal_mask(6)
     out, weights = scaled_dot_product_attention(q, k, v, causal)
@@ -135,6 +144,7 @@ def test_attention_with_causal_and_padding_masks_equals_torch(dtype):
 
 
 def test_attention_at_magnitude_1e4_equals_torch():
+    torch.manual_seed(0)
     q, k, v = make_qkv((4, 8), (5, 8), 3, torch.float64)
     out, _ = scaled_dot_product_attention(q * 1e4, k, v)
     assert torch.isfinite(out).all()
@@ -142,6 +152,7 @@ def test_attention_at_magnitude_1e4_equals_torch():
 
 
 def test_fully_masked_query_gets_zeros_like_torch():
+    torch.manual_seed(0)
     q, k, v = make_qkv((3, 4), (3, 4), 2, torch.float32)
     mask = torch.tensor([[True, False, True], [False, False, False], [True, True, True]])
     out, weights = scaled_dot_product_attention(q, k, v, mask)
@@ -151,6 +162,7 @@ def test_fully_masked_query_gets_zeros_like_torch():
 
 
 def test_self_attention_is_permutation_equivariant():
+    torch.manual_seed(0)
     x = torch.randn(6, 8, dtype=torch.float64)
     perm = torch.randperm(6)
     out, _ = scaled_dot_product_attention(x, x, x)
@@ -166,6 +178,7 @@ def test_causal_mask_values_and_validation():
 
 
 def test_attention_input_errors_are_clear():
+    torch.manual_seed(0)
     q, k, v = make_qkv((4, 8), (5, 8), 3, torch.float32)
     with pytest.raises(ValueError, match=r"k has shape \(5, 8\), v has shape \(4, 3\)"):
         scaled_dot_product_attention(q, k, v[:4])

@@ -41,6 +41,7 @@ def test_rows_are_distinct_bounded_and_similarity_decays_nearby():
 
 
 def test_positional_encoding_module_adds_the_code():
+    torch.manual_seed(0)
     module = PositionalEncoding(d_model=8, max_len=20, dropout=0.1).eval()
     x = torch.randn(2, 5, 8)
     torch.testing.assert_close(module(x), x + sinusoidal_positional_encoding(5, 8))
@@ -52,6 +53,7 @@ def test_positional_encoding_module_adds_the_code():
 
 
 def test_learned_embedding_is_trained_and_bounded_by_max_len():
+    torch.manual_seed(0)
     module = LearnedPositionalEmbedding(d_model=8, max_len=10, dropout=0.0)
     x = torch.zeros(2, 4, 8)
     out = module(x)
@@ -65,3 +67,18 @@ def test_learned_embedding_is_trained_and_bounded_by_max_len():
 def test_bad_sizes_are_clear_errors(n, d_model):
     with pytest.raises(ValueError):
         sinusoidal_positional_encoding(n, d_model)
+
+
+@pytest.mark.parametrize("module_type", [PositionalEncoding, LearnedPositionalEmbedding])
+def test_start_offsets_the_positions(module_type):
+    """A decoder that feeds one token at a time passes its position: the same code as in one pass."""
+    torch.manual_seed(0)
+    module = module_type(d_model=8, max_len=10, dropout=0.0)
+    x = torch.randn(2, 6, 8)
+    whole = module(x)
+    torch.testing.assert_close(module(x[:, 4:], start=4), whole[:, 4:])
+    torch.testing.assert_close(torch.cat([module(x[:, t : t + 1], start=t) for t in range(6)], dim=1), whole)
+    with pytest.raises(ValueError, match="sequence of 11 tokens is longer than max_len = 10"):
+        module(x[:, :2], start=9)
+    with pytest.raises(ValueError, match="start must be an int ≥ 0, got -1"):
+        module(x, start=-1)

@@ -11,7 +11,7 @@ from helpers.transformer import DecoderLayer, EncoderLayer, LayerNorm, Transform
 
 # float64 throughout: anything that passes through float32 on the way shows up at these tolerances.
 TIGHT = dict(rtol=1e-10, atol=1e-10)
-D_MODEL, HEADS, D_FF = 16, 4, 32
+D_MODEL, NUM_HEADS, D_FF = 16, 4, 32
 F64 = torch.float64
 
 
@@ -31,6 +31,7 @@ def randomise(module: nn.Module) -> None:
 
 
 def test_layer_norm_equals_torch():
+    torch.manual_seed(0)
     ours, theirs = LayerNorm(D_MODEL).double(), nn.LayerNorm(D_MODEL).double()
     randomise(theirs)
     ours.load_state_dict(theirs.state_dict())
@@ -41,7 +42,7 @@ def test_layer_norm_equals_torch():
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_encoder_layer_equals_torch(norm_first):
     torch.manual_seed(0)
-    theirs = nn.TransformerEncoderLayer(D_MODEL, HEADS, D_FF, batch_first=True, norm_first=norm_first,
+    theirs = nn.TransformerEncoderLayer(D_MODEL, NUM_HEADS, D_FF, batch_first=True, norm_first=norm_first,
                                         dtype=F64).eval()
     randomise(theirs)
     ours = EncoderLayer.from_torch(theirs).eval()
@@ -64,7 +65,7 @@ def test_encoder_layer_equals_torch(norm_first):
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_decoder_layer_equals_torch(norm_first):
     torch.manual_seed(1)
-    theirs = nn.TransformerDecoderLayer(D_MODEL, HEADS, D_FF, batch_first=True, norm_first=norm_first,
+    theirs = nn.TransformerDecoderLayer(D_MODEL, NUM_HEADS, D_FF, batch_first=True, norm_first=norm_first,
                                         dtype=F64).eval()
     randomise(theirs)
     ours = DecoderLayer.from_torch(theirs).eval()
@@ -73,24 +74,31 @@ def test_decoder_layer_equals_torch(norm_first):
     src = torch.tensor([[1, 2, 3, 4, 5, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
     causal = causal_mask(5)
     expected = theirs(y, memory, tgt_mask=~causal, memory_key_padding_mask=src == 0)
-    out = ours(y, memory, tgt_mask=causal, memory_mask=padding_mask(src, 0))
+    out = ours(y, memory, tgt_mask=causal, src_mask=padding_mask(src, 0))
     torch.testing.assert_close(out, expected, **TIGHT)
-    assert ours.cross_weights.shape == (2, HEADS, 5, 7)
+    assert ours.cross_weights.shape == (2, NUM_HEADS, 5, 7)
     assert (ours.cross_weights[0, :, :, 5:] == 0).all()
+    # The mask's former keyword still works, and giving it under both names is refused.
+    assert torch.equal(ours(y, memory, causal, memory_mask=padding_mask(src, 0)), out)
+    with pytest.raises(ValueError, match="src_mask"):
+        ours(y, memory, causal, padding_mask(src, 0), memory_mask=padding_mask(src, 0))
 
 
 def test_from_torch_rejects_what_it_cannot_copy():
+    torch.manual_seed(0)
     with pytest.raises(ValueError, match="batch_first=True"):
-        EncoderLayer.from_torch(nn.TransformerEncoderLayer(D_MODEL, HEADS, D_FF))
+        EncoderLayer.from_torch(nn.TransformerEncoderLayer(D_MODEL, NUM_HEADS, D_FF))
     with pytest.raises(ValueError, match="activation='relu'"):
-        DecoderLayer.from_torch(nn.TransformerDecoderLayer(D_MODEL, HEADS, D_FF, activation="gelu", batch_first=True))
+        DecoderLayer.from_torch(
+            nn.TransformerDecoderLayer(D_MODEL, NUM_HEADS, D_FF, activation="gelu", batch_first=True)
+        )
     with pytest.raises(TypeError, match="TransformerDecoderLayer"):
-        DecoderLayer.from_torch(nn.TransformerEncoderLayer(D_MODEL, HEADS, D_FF, batch_first=True))
+        DecoderLayer.from_torch(nn.TransformerEncoderLayer(D_MODEL, NUM_HEADS, D_FF, batch_first=True))
 
 
 def test_padding_never_changes_real_tokens():
     torch.manual_seed(2)
-    layer = EncoderLayer(D_MODEL, HEADS, D_FF, dropout=0.0).double().eval()
+    layer = EncoderLayer(D_MODEL, NUM_HEADS, D_FF, dropout=0.0).double().eval()
     tokens = torch.tensor([[1, 2, 3, 0, 0]])
     x = torch.randn(1, 5, D_MODEL, dtype=F64)
     x_other = x.clone()
@@ -101,7 +109,7 @@ def test_padding_never_changes_real_tokens():
 
 def test_decoder_is_causal_bit_for_bit():
     torch.manual_seed(3)
-    layer = DecoderLayer(D_MODEL, HEADS, D_FF, dropout=0.0).eval()
+    layer = DecoderLayer(D_MODEL, NUM_HEADS, D_FF, dropout=0.0).eval()
     y = torch.randn(2, 6, D_MODEL)
     memory = torch.randn(2, 4, D_MODEL)
     changed = y.clone()

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from helpers.attention import causal_mask, padding_mask
-from helpers.transformer import DecoderLayer, EncoderLayer, LayerNorm, Transformer
+from helpers.data import BOS, EOS, PAD
+from helpers.transformer import DecoderLayer, EncoderLayer, LayerNorm, Transformer, greedy_tokens
 
 # float64 throughout: anything that passes through float32 on the way shows up at these tolerances.
 TIGHT = dict(rtol=1e-10, atol=1e-10)
@@ -131,15 +132,29 @@ def test_parameter_counts_of_the_papers_models():
 def test_transformer_forward_shapes_masks_and_greedy_decoding():
     torch.manual_seed(4)
     model = Transformer(11, 13, d_model=16, num_heads=4, num_layers=2, d_ff=32, dropout=0.0).eval()
-    src = torch.tensor([[3, 4, 5, 0], [3, 4, 5, 6]])
-    tgt = torch.tensor([[1, 7, 8], [1, 9, 0]])
+    src = torch.tensor([[3, 4, 5, PAD], [3, 4, 5, 6]])
+    tgt = torch.tensor([[BOS, 7, 8], [BOS, 9, PAD]])
     assert model(src, tgt).shape == (2, 3, 13)
     src_mask, tgt_mask = model.masks(src, tgt)
     assert src_mask.shape == (2, 1, 4) and tgt_mask.shape == (2, 3, 3)
     assert not tgt_mask[0, 0, 1] and not tgt_mask[1, 2, 2]
-    out = model.greedy_decode(src, bos_id=1, eos_id=2, max_len=6)
-    assert out.shape[0] == 2 and out.shape[1] <= 7 and (out[:, 0] == 1).all()
+    out = model.greedy_decode(src, bos_id=BOS, eos_id=EOS, max_len=6)
+    assert out.shape[0] == 2 and out.shape[1] <= 7 and (out[:, 0] == BOS).all()
     with pytest.raises(ValueError, match="one shared vocabulary"):
         Transformer(11, 13, share_embeddings=True)
     with pytest.raises(ValueError, match=r"src: expected token ids of shape \(B, n\)"):
         model(src[0], tgt)
+
+
+def test_greedy_tokens_pads_finished_rows_and_stops():
+    """Scripted logits: row 0 says EOS at its third token, row 1 never does."""
+    script = torch.tensor([[5, 6, EOS, 7, 8], [4, 4, 4, 4, 4]])
+
+    def next_logits(out: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(script[: out.shape[0], out.shape[1] - 1], num_classes=10).float()
+
+    src = torch.zeros(2, 3, dtype=torch.long)
+    out = greedy_tokens(next_logits, src, BOS, EOS, PAD, max_len=5)
+    assert out.tolist() == [[BOS, 5, 6, EOS, PAD, PAD], [BOS, 4, 4, 4, 4, 4]]
+    finished_early = greedy_tokens(next_logits, src[:1], BOS, EOS, PAD, max_len=5)
+    assert finished_early.tolist() == [[BOS, 5, 6, EOS]], "every row ended: the loop stops"

@@ -9,6 +9,7 @@ from helpers.checks.core import MIME_TYPE, CheckResult, Status
 from helpers.checks.decoding import check_greedy_decode
 from helpers.checks.efficient import check_cached_attention_step, check_online_softmax_update
 from helpers.checks.heads import check_merge_heads, check_multi_head_attention, check_split_heads
+from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
 from helpers.checks.positional import check_sinusoidal_positional_encoding
 from helpers.checks.qkv import check_project_qkv
 from helpers.checks.scaling import check_scaled_scores
@@ -36,4 +37,7 @@ __all__ = [
     "check_greedy_decode",  # 09
     "check_cached_attention_step",  # 10
     "check_online_softmax_update",  # 10
+    "check_causal_lm_loss",  # 11
+    "check_top_k_filter",  # 11
+    "check_top_p_filter",  # 11
 ]

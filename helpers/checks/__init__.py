@@ -22,13 +22,13 @@ from helpers.checks.nb00_warmup import check_batched_dot
 from helpers.checks.nb01_qkv import check_project_qkv
 from helpers.checks.nb02_scores import check_attention_scores
 from helpers.checks.nb03_scaling import check_scaled_scores
-# from helpers.checks.nb04_softmax import check_causal_mask, check_scaled_dot_product_attention, check_softmax
-# from helpers.checks.nb05_multi_head import check_merge_heads, check_multi_head_attention, check_split_heads
-# from helpers.checks.nb06_positional import check_sinusoidal_positional_encoding
-# from helpers.checks.nb07_encoder import check_layer_norm
-# from helpers.checks.nb08_decoder import check_decoder_layer
-# from helpers.checks.nb09_transformer import check_greedy_decode
-# from helpers.checks.nb10_efficient import check_cached_attention_step, check_online_softmax_update
+from helpers.checks.nb04_softmax import check_causal_mask, check_scaled_dot_product_attention, check_softmax
+from helpers.checks.nb05_multi_head import check_merge_heads, check_multi_head_attention, check_split_heads
+from helpers.checks.nb06_positional import check_sinusoidal_positional_encoding
+from helpers.checks.nb07_encoder import check_layer_norm
+from helpers.checks.nb08_decoder import check_decoder_layer
+from helpers.checks.nb09_transformer import check_greedy_decode
+from helpers.checks.nb10_efficient import check_cached_attention_step, check_online_softmax_update
 
 __all__ = [
     "MIME_TYPE",

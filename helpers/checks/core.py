@@ -276,6 +276,14 @@ def unpack(value: object, names: Sequence[str], expected: Sequence[object] = (),
     return tuple(value)
 
 
+def unpack_or_stop(value: object, names: Sequence[str]) -> tuple[object, ...]:
+    """`unpack` inside a `Case.run` that calls the candidate several times: what came back ends the case."""
+    parts = unpack(value, names)
+    if isinstance(parts, Failure):
+        raise _Stop(parts)
+    return parts
+
+
 # ---- cases, mistakes, clues ---------------------------------------------------------------------
 
 

@@ -1,10 +1,12 @@
-"""Check for notebook 06: the sinusoidal positional encoding."""
+"""Check of notebook 06: the sinusoidal positional encoding."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
-from helpers.checks.core import CheckResult, Probe, run_check
+from helpers.checks.core import Case, Mistake, check
 from helpers.positional import sinusoidal_positional_encoding
 
 
@@ -28,31 +30,27 @@ def _variant(n: int, d_model: int, *, swap: bool = False, concat: bool = False, 
     return pe
 
 
-def check_sinusoidal_positional_encoding(candidate: object) -> CheckResult:
+def _mistake(hint: str, **switches: object) -> Mistake:
+    return Mistake(hint, lambda n, d_model: _variant(n, d_model, **switches))  # type: ignore[arg-type]
+
+
+MISTAKES = [
+    _mistake("sin and cos are swapped: even columns (0, 2, ...) hold sin, odd columns cos.", swap=True),
+    _mistake("sin and cos are not interleaved: you put all sines first, then all cosines. "
+             "Column 2i holds sin, column 2i + 1 the cos of the same frequency.", concat=True),
+    _mistake("the exponent is i / d_model; the paper's is 2i / d_model (i counts column pairs).", exponent="i/d"),
+    _mistake("the exponent uses the column index where the pair index i belongs: 2i / d_model with "
+             "i = 0, 1, ..., d_model/2 - 1.", exponent="column/d"),
+    _mistake("the exponent uses i instead of 2i / d_model: divide by d_model.", exponent="i"),
+    _mistake("positions start at 1; the first token has position 0.", start=1),
+    Mistake("the result is transposed: rows are positions, columns are dimensions, shape (n, d_model).",
+            lambda n, d_model: _variant(n, d_model).T),
+]
+
+
+@check(reference=lambda n, d_model: sinusoidal_positional_encoding(n, d_model, dtype=torch.float64),
+       mistakes=MISTAKES, passed="{cases} cases, from n=1 to n=50 and d_model from 4 to 32.")
+def check_sinusoidal_positional_encoding() -> Iterator[Case]:
     """Check `sinusoidal_positional_encoding(n, d_model) -> (n, d_model)`."""
-
-    def body(probe: Probe) -> str:
-        for n, d_model in [(10, 8), (7, 16), (50, 32), (1, 4)]:
-            expected = sinusoidal_positional_encoding(n, d_model, dtype=torch.float64)
-            mistakes = [
-                ("sin and cos are swapped: even columns (0, 2, ...) hold sin, odd columns cos.",
-                 lambda n=n, d=d_model: _variant(n, d, swap=True)),
-                ("sin and cos are not interleaved: you put all sines first, then all cosines. "
-                 "Column 2i holds sin, column 2i + 1 the cos of the same frequency.",
-                 lambda n=n, d=d_model: _variant(n, d, concat=True)),
-                ("the exponent is i / d_model; the paper's is 2i / d_model (i counts column pairs).",
-                 lambda n=n, d=d_model: _variant(n, d, exponent="i/d")),
-                ("the exponent uses the column index where the pair index i belongs: 2i / d_model with "
-                 "i = 0, 1, ..., d_model/2 - 1.", lambda n=n, d=d_model: _variant(n, d, exponent="column/d")),
-                ("the exponent uses i instead of 2i / d_model: divide by d_model.",
-                 lambda n=n, d=d_model: _variant(n, d, exponent="i")),
-                ("positions start at 1; the first token has position 0.",
-                 lambda n=n, d=d_model: _variant(n, d, start=1)),
-                ("the result is transposed: rows are positions, columns are dimensions, shape (n, d_model).",
-                 lambda n=n, d=d_model: _variant(n, d).T),
-            ]
-            probe.expect_close(probe.call(n, d_model), expected, f"n={n}, d_model={d_model}", mistakes,
-                               rtol=1e-4, atol=1e-5)
-        return f"{probe.cases} cases, from n=1 to n=50 and d_model from 4 to 32."
-
-    return run_check("sinusoidal_positional_encoding", candidate, body)
+    for n, d_model in [(10, 8), (7, 16), (50, 32), (1, 4)]:
+        yield Case(f"n={n}, d_model={d_model}", (n, d_model))

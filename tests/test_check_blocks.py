@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from helpers.checks import Status
-from helpers.checks.blocks import _decoder_variant, _layer_norm_variant, check_decoder_layer, check_layer_norm
+from helpers.checks.nb07_encoder import _layer_norm_variant, check_layer_norm
+from helpers.checks.nb08_decoder import _decoder_variant, check_decoder_layer
 
 
 def stub(*args, **kwargs):

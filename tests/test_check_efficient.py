@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers.checks import Status, check_cached_attention_step, check_online_softmax_update
-from helpers.checks.efficient import CACHED_MISTAKES, ONLINE_MISTAKES, _cached_variant, _online_variant
+from helpers.checks.nb10_efficient import CACHED_MISTAKES, ONLINE_MISTAKES, _cached_variant, _online_variant
 from helpers.efficient import cached_attention_step, online_softmax_update
 
 

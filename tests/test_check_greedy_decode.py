@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers.checks import Status
-from helpers.checks.decoding import _greedy_variant, check_greedy_decode
+from helpers.checks.nb09_transformer import _greedy_variant, check_greedy_decode
 
 
 def loop_to_max_len(model, src, bos_id, eos_id, max_len):

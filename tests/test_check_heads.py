@@ -9,7 +9,7 @@ import torch
 
 from helpers.attention import merge_heads, scaled_dot_product_attention, split_heads
 from helpers.checks import Status
-from helpers.checks.heads import check_merge_heads, check_multi_head_attention, check_split_heads
+from helpers.checks.nb05_multi_head import check_merge_heads, check_multi_head_attention, check_split_heads
 
 
 def stub(*args, **kwargs):

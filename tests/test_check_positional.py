@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers.checks import Status
-from helpers.checks.positional import _variant, check_sinusoidal_positional_encoding
+from helpers.checks.nb06_positional import _variant, check_sinusoidal_positional_encoding
 
 
 def with_loops(n, d_model):

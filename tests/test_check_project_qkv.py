@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers.checks import Status, check_project_qkv
-from helpers.checks import qkv as qkv_check
+from helpers.checks import nb01_qkv as qkv_check
 
 # Correct answers, written in different ways.
 

@@ -9,17 +9,18 @@ import torch
 
 import helpers.checks.core as core
 from helpers.checks import MIME_TYPE, CheckResult, Status
-from helpers.checks.core import Failure, Probe, describe_difference, run_check
+from helpers.checks.core import Case, Check, Clue, Failure, Kind, Mistake, describe_difference
 
 
-def identity_body(probe: Probe) -> str:
-    x = torch.arange(6.0).reshape(2, 3)
-    probe.expect_close(probe.call(x), x, "a (2, 3) tensor")
-    return "1 case."
+def one_tensor():
+    yield Case("a (2, 3) tensor", (torch.arange(6.0).reshape(2, 3),))
+
+
+IDENTITY = Check("identity", reference=lambda x: x.clone(), cases=one_tensor, passed="{cases} case.")
 
 
 def run(candidate):
-    return run_check("identity", candidate, identity_body)
+    return IDENTITY.run(candidate)
 
 
 def test_result_renders_as_text_html_and_payload():
@@ -104,10 +105,10 @@ def test_infinite_loop_is_stopped(monkeypatch):
 
 
 def test_a_result_that_breaks_the_check_is_reported():
-    def body(probe: Probe) -> str:
+    def cases():
         raise RuntimeError("internal")
 
-    result = run_check("weird", lambda: None, body)
+    result = Check("weird", reference=lambda: None, cases=cases, passed="").run(lambda: None)
     assert result.status is Status.FAILED and "could not finish" in result.message
 
 
@@ -133,15 +134,10 @@ def test_check_does_not_shift_global_random_streams():
 
 
 def test_mistake_hint_is_chosen_by_matching_output():
-    def body(probe: Probe) -> str:
-        x = torch.arange(6.0).reshape(2, 3)
-        probe.expect_close(probe.call(x), x.sum(-1), "a (2, 3) tensor",
-                           mistakes=[("summed the wrong dim", lambda: x.sum(0)),
-                                     ("unrunnable mistake", lambda: 1 / 0)])
-        return "ok"
-
-    assert run_check("s", lambda x: x.sum(0), body).hint == "summed the wrong dim"
-    assert run_check("s", lambda x: x.sum(-1) + 5, body).hint == ""
+    mistakes = [Mistake("summed the wrong dim", lambda x: x.sum(0)), Mistake("unrunnable mistake", lambda x: 1 / 0)]
+    summing = Check("s", reference=lambda x: x.sum(-1), cases=one_tensor, passed="ok", mistakes=mistakes)
+    assert summing.run(lambda x: x.sum(0)).hint == "summed the wrong dim"
+    assert summing.run(lambda x: x.sum(-1) + 5).hint == ""
 
 
 def test_describe_difference_accepts_float64_answers():
@@ -151,5 +147,51 @@ def test_describe_difference_accepts_float64_answers():
 
 
 def test_failure_carries_summary_and_hint():
-    failure = Failure("summary", "hint")
+    failure = Failure(Kind.WRONG_VALUES, "summary", "hint")
     assert failure.summary == "summary" and failure.hint == "hint"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "kind"),
+    [
+        (lambda x: 1 / 0, Kind.RAISED),
+        (lambda x: x.add_(1), Kind.IN_PLACE),
+        (lambda x: "hello", Kind.WRONG_TYPE),
+        (lambda x: x.long(), Kind.WRONG_DTYPE),
+        (lambda x: x[0], Kind.WRONG_SHAPE),
+        (lambda x: x * float("nan"), Kind.NAN),
+        (lambda x: x + 1, Kind.WRONG_VALUES),
+    ],
+)
+def test_each_failure_has_a_structured_kind_with_its_own_hint(monkeypatch, candidate, kind):
+    hints = {k: f"hint for {k.value}" for k in Kind}
+    result = Check("identity", reference=lambda x: x.clone(), cases=one_tensor, passed="", hints=hints).run(candidate)
+    assert result.hint == f"hint for {kind.value}", result.message
+
+
+def test_a_mistake_that_crashes_is_named_only_when_the_candidate_crashes_the_same_way():
+    mistakes = [Mistake("lost keepdim", lambda x: x - x.amax(dim=1), crashes=True)]
+    centred = Check("c", reference=lambda x: x - x.amax(dim=1, keepdim=True), cases=one_tensor, passed="",
+                    mistakes=mistakes)
+    assert centred.run(lambda x: x - x.max(dim=1).values).hint == "lost keepdim"
+    assert centred.run(lambda x: x @ x).hint != "lost keepdim"  # raises too, with another message
+
+
+def test_a_part_mistake_names_the_first_wrong_part_of_a_tuple():
+    mistakes = [Mistake("b is negated", lambda x: (x, x), part="b"), Mistake("a is doubled", lambda x: (2 * x, -x),
+                                                                          part="a")]
+    pair = Check("pair", reference=lambda x: (x, -x), cases=one_tensor, passed="", mistakes=mistakes,
+                 returns=("a", "b"))
+    assert pair.run(lambda x: (x, x)).hint == "b is negated"
+    assert pair.run(lambda x: (2 * x, x)).hint == "a is doubled"  # a is the first wrong part
+    assert "returned only a" in pair.run(lambda x: x).hint
+    assert "exactly two" in pair.run(lambda x: (x, -x, x)).hint
+
+
+def test_a_clue_names_a_candidate_that_is_right_on_a_related_case():
+    def unbatched(case, got):
+        yield Case("one row", (case.args[0][0],))
+
+    clues = [Clue(lambda case, related: f"right on {related.name}, not on {case.name}", unbatched)]
+    rows = Check("rows", reference=lambda x: x.sum(-1), cases=one_tensor, passed="", clues=clues)
+    assert rows.run(lambda x: x.sum(0) if x.ndim == 2 else x.sum(-1)).hint == "right on one row, not on a (2, 3) tensor"

@@ -1,21 +1,36 @@
 """Exercise checks, one per exercise, in course order: `checks.check_<exercise>(candidate)`.
 
-Each returns a `CheckResult` (✅ passed / ❌ failed with a hint / ⏳ not attempted) and
-never raises, whatever the candidate does.
+Each returns a `CheckResult` (✅ passed / ❌ failed with a hint / ⏳ not attempted) and never
+raises, whatever the candidate does. `core` runs them all (its docstring is the recipe for a new
+check); each notebook's checks sit in a module of their own:
+
+    00  nb00_warmup        check_batched_dot
+    01  nb01_qkv           check_project_qkv
+    02  nb02_scores        check_attention_scores
+    03  nb03_scaling       check_scaled_scores
+    04  nb04_softmax       check_softmax, check_scaled_dot_product_attention, check_causal_mask
+    05  nb05_multi_head    check_split_heads, check_merge_heads, check_multi_head_attention
+    06  nb06_positional    check_sinusoidal_positional_encoding
+    07  nb07_encoder       check_layer_norm
+    08  nb08_decoder       check_decoder_layer
+    09  nb09_transformer   check_greedy_decode
+    10  nb10_efficient     check_cached_attention_step, check_online_softmax_update
+    11  nb11_gpt           check_causal_lm_loss, check_top_k_filter, check_top_p_filter
 """
 
-from helpers.checks.blocks import check_decoder_layer, check_layer_norm
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
-from helpers.checks.decoding import check_greedy_decode
-from helpers.checks.efficient import check_cached_attention_step, check_online_softmax_update
-from helpers.checks.heads import check_merge_heads, check_multi_head_attention, check_split_heads
+from helpers.checks.nb00_warmup import check_batched_dot
+from helpers.checks.nb01_qkv import check_project_qkv
+from helpers.checks.nb02_scores import check_attention_scores
+from helpers.checks.nb03_scaling import check_scaled_scores
+from helpers.checks.nb04_softmax import check_causal_mask, check_scaled_dot_product_attention, check_softmax
+from helpers.checks.nb05_multi_head import check_merge_heads, check_multi_head_attention, check_split_heads
+from helpers.checks.nb06_positional import check_sinusoidal_positional_encoding
+from helpers.checks.nb07_encoder import check_layer_norm
+from helpers.checks.nb08_decoder import check_decoder_layer
+from helpers.checks.nb09_transformer import check_greedy_decode
+from helpers.checks.nb10_efficient import check_cached_attention_step, check_online_softmax_update
 from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
-from helpers.checks.positional import check_sinusoidal_positional_encoding
-from helpers.checks.qkv import check_project_qkv
-from helpers.checks.scaling import check_scaled_scores
-from helpers.checks.scores import check_attention_scores
-from helpers.checks.softmax import check_causal_mask, check_scaled_dot_product_attention, check_softmax
-from helpers.checks.warmup import check_batched_dot
 
 __all__ = [
     "MIME_TYPE",

@@ -112,6 +112,18 @@ def apply_rope_interleaved(x: Tensor, positions: Tensor, base: float = 10000.0) 
     return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
 
 
+def rotation_matrix(position: int, head_dim: int, base: float = 10000.0) -> Tensor:
+    """`(head_dim, head_dim)` float64: notebook 06's block-diagonal M_position, block i = [[c, -s], [s, c]].
+
+    c, s = cos, sin of position · θ_i. In the course's row-vector notation the interleaved
+    RoPE of a row q is `q @ rotation_matrix(m, d).T` (each pair turned by +m·θ_i).
+    """
+    angles = position * rope_frequencies(head_dim, base).to(torch.float64)
+    c, s = angles.cos(), angles.sin()
+    blocks = torch.stack([torch.stack([c, -s], dim=-1), torch.stack([s, c], dim=-1)], dim=-2)  # (d/2, 2, 2)
+    return torch.block_diag(*blocks)
+
+
 def interleaved_to_halves(head_dim: int) -> Tensor:
     """The permutation (0, 2, 4, ..., 1, 3, 5, ...): `x[..., perm]` takes paper pairs to rotate-half pairs."""
     return torch.cat([torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)])
@@ -384,20 +396,27 @@ class LlamaStyleLM(nn.Module):
             tie_embeddings=bool(hf.tie_word_embeddings),
         )
         ours = cls(config).to(dtype=next(model.parameters()).dtype)
-        theirs = model.model
         with torch.no_grad():
-            ours.embed.weight.copy_(theirs.embed_tokens.weight)
-            for block, layer in zip(ours.blocks, theirs.layers):
-                block.input_norm.weight.copy_(layer.input_layernorm.weight)
-                block.post_attention_norm.weight.copy_(layer.post_attention_layernorm.weight)
-                for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
-                    getattr(block.attention, name).weight.copy_(getattr(layer.self_attn, name).weight)
-                for name in ("gate_proj", "up_proj", "down_proj"):
-                    getattr(block.feed_forward, name).weight.copy_(getattr(layer.mlp, name).weight)
-            ours.norm.weight.copy_(theirs.norm.weight)
-            if not config.tie_embeddings:
-                ours.lm_head.weight.copy_(model.lm_head.weight)
+            for mine, theirs in paired_parameters(ours, model):
+                mine.copy_(theirs)
         return ours.train(model.training)
+
+
+def paired_parameters(ours: LlamaStyleLM, model: nn.Module) -> list[tuple[Tensor, Tensor]]:
+    """(our parameter, the `transformers.LlamaForCausalLM` parameter it copies), each tensor once."""
+    theirs = model.model
+    pairs = [(ours.embed.weight, theirs.embed_tokens.weight)]
+    for block, layer in zip(ours.blocks, theirs.layers, strict=True):
+        pairs += [(block.input_norm.weight, layer.input_layernorm.weight),
+                  (block.post_attention_norm.weight, layer.post_attention_layernorm.weight)]
+        pairs += [(getattr(block.attention, name).weight, getattr(layer.self_attn, name).weight)
+                  for name in ("q_proj", "k_proj", "v_proj", "o_proj")]
+        pairs += [(getattr(block.feed_forward, name).weight, getattr(layer.mlp, name).weight)
+                  for name in ("gate_proj", "up_proj", "down_proj")]
+    pairs.append((ours.norm.weight, theirs.norm.weight))
+    if not ours.config.tie_embeddings:
+        pairs.append((ours.lm_head.weight, model.lm_head.weight))
+    return pairs
 
 
 @contextlib.contextmanager

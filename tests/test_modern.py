@@ -21,6 +21,7 @@ from helpers.modern import (
     count_parameters,
     interleaved_to_halves,
     no_network,
+    paired_parameters,
     repeat_kv,
     rms_norm,
     sliding_window_mask,
@@ -45,6 +46,7 @@ def hf_llama(name: str) -> torch.nn.Module:
     settings = dict(CONFIGS[name])
     theta = settings.pop("rope_theta", 10000.0)
     config = transformers.LlamaConfig(**settings, max_position_embeddings=128, attn_implementation="eager",
+                                      bos_token_id=None, eos_token_id=None, pad_token_id=None,  # no token stops generate
                                       rope_parameters={"rope_type": "default", "rope_theta": theta})
     with no_network() as attempts:
         model = transformers.LlamaForCausalLM(config)
@@ -81,11 +83,8 @@ def test_gradients_equal_hugging_face(name):
 
     next_token_loss(theirs(ids).logits).backward()
     next_token_loss(ours(ids)).backward()
-    pairs = [(ours.embed.weight, theirs.model.embed_tokens.weight),
-             (ours.blocks[0].attention.k_proj.weight, theirs.model.layers[0].self_attn.k_proj.weight),
-             (ours.blocks[-1].feed_forward.gate_proj.weight, theirs.model.layers[-1].mlp.gate_proj.weight),
-             (ours.blocks[0].input_norm.weight, theirs.model.layers[0].input_layernorm.weight),
-             (ours.norm.weight, theirs.model.norm.weight)]
+    pairs = paired_parameters(ours, theirs)
+    assert len(pairs) == len(list(theirs.parameters()))
     for mine, reference in pairs:
         torch.testing.assert_close(mine.grad, reference.grad, **TIGHT)
         assert reference.grad.abs().max() > 0
@@ -96,7 +95,7 @@ def test_greedy_generation_equals_hugging_face_and_cache_changes_nothing():
     ours = LlamaStyleLM.from_hf(theirs)
     prompt = torch.tensor([[5, 17, 3, 88]])
     with torch.no_grad():
-        expected = theirs.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        expected = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8, do_sample=False)
     assert torch.equal(ours.generate_greedy(prompt, 8), expected)
     assert torch.equal(ours.generate_greedy(prompt, 8, use_cache=False), expected)
 

@@ -20,6 +20,7 @@ in course order, so a reader finds the code where the notebook introduced it.
     10  helpers.efficient     online softmax, chunked attention, the KV cache
     10  helpers.measure       median timings, peak memory, threads, torch's fused kernel
     11  helpers.corpus        the generated corpus (a probabilistic grammar) and its exact entropy floor
+    12  helpers.modern        RoPE, RMSNorm, SwiGLU, grouped-query attention, the Llama-style model (from_hf)
     00+ helpers.checks        the exercise checks, one `check_<name>` per exercise
 
 The **tooling wing**, `helpers.course`, is the machinery of the `course` command (finding and

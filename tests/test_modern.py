@@ -46,7 +46,7 @@ def hf_llama(name: str) -> torch.nn.Module:
     settings = dict(CONFIGS[name])
     theta = settings.pop("rope_theta", 10000.0)
     config = transformers.LlamaConfig(**settings, max_position_embeddings=128, attn_implementation="eager",
-                                      bos_token_id=None, eos_token_id=None, pad_token_id=None,  # no token stops generate
+                                      bos_token_id=None, eos_token_id=None, pad_token_id=None,  # none stops generate
                                       rope_parameters={"rope_type": "default", "rope_theta": theta})
     with no_network() as attempts:
         model = transformers.LlamaForCausalLM(config)

@@ -9,6 +9,7 @@ from helpers.checks.core import MIME_TYPE, CheckResult, Status
 from helpers.checks.decoding import check_greedy_decode
 from helpers.checks.efficient import check_cached_attention_step, check_online_softmax_update
 from helpers.checks.heads import check_merge_heads, check_multi_head_attention, check_split_heads
+from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
 from helpers.checks.nb12_modern import check_apply_rope, check_repeat_kv, check_rms_norm
 from helpers.checks.positional import check_sinusoidal_positional_encoding
 from helpers.checks.qkv import check_project_qkv
@@ -37,6 +38,9 @@ __all__ = [
     "check_greedy_decode",  # 09
     "check_cached_attention_step",  # 10
     "check_online_softmax_update",  # 10
+    "check_causal_lm_loss",  # 11
+    "check_top_k_filter",  # 11
+    "check_top_p_filter",  # 11
     "check_apply_rope",  # 12
     "check_rms_norm",  # 12
     "check_repeat_kv",  # 12

@@ -1,0 +1,160 @@
+"""Checks of notebook 11: correct variants pass, stubs are ⏳, each typical mistake gets its own hint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers.checks import Status, check_causal_lm_loss, check_top_k_filter, check_top_p_filter
+from helpers.checks.nb11_gpt import LOSS_MISTAKES, TOP_K_MISTAKES, TOP_P_MISTAKES
+from helpers.gpt import causal_lm_loss
+from helpers.sampling import top_k_filter, top_p_filter
+
+
+def stub(*args, **kwargs):
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize("check", [check_causal_lm_loss, check_top_k_filter, check_top_p_filter])
+def test_stub_is_not_attempted(check):
+    result = check(stub)
+    assert result.status is Status.NOT_ATTEMPTED and not result.passed
+
+
+@pytest.mark.parametrize("check", [check_causal_lm_loss, check_top_k_filter, check_top_p_filter])
+def test_broken_candidates_fail_cleanly(check):
+    assert check(lambda *args: 1 / 0).status is Status.FAILED
+    assert check(lambda *args: "text").status is Status.FAILED
+    assert "without calling it" in check(42).hint
+
+
+# ---- causal_lm_loss ----------------------------------------------------------------------------------------
+
+
+def loss_transposed(logits, tokens):
+    return F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:])  # classes in dim 1, as F expects
+
+
+def loss_by_hand_in_float64(logits, tokens):
+    log_p = torch.log_softmax(logits.double(), dim=-1)[:, :-1]
+    return -log_p.gather(-1, tokens[:, 1:, None]).mean()
+
+
+def loss_with_a_loop(logits, tokens):
+    losses = [F.cross_entropy(logits[b, i], tokens[b, i + 1])
+              for b in range(tokens.shape[0]) for i in range(tokens.shape[1] - 1)]
+    return torch.stack(losses).mean()
+
+
+@pytest.mark.parametrize("candidate", [causal_lm_loss, loss_transposed, loss_by_hand_in_float64, loss_with_a_loop])
+def test_loss_correct_variants_pass(candidate):
+    result = check_causal_lm_loss(candidate)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(("hint", "mistake"), LOSS_MISTAKES, ids=[h.split(":")[0][:40] for h, _ in LOSS_MISTAKES])
+def test_loss_mistakes_get_their_own_hint(hint, mistake):
+    result = check_causal_lm_loss(mistake)
+    assert result.status is Status.FAILED
+    assert result.hint == hint, result.message
+
+
+def test_loss_hints_name_the_mistakes():
+    unshifted = check_causal_lm_loss(lambda logits, tokens: F.cross_entropy(logits.flatten(0, 1), tokens.flatten()))
+    assert "not shifted" in unshifted.hint
+    softmaxed = check_causal_lm_loss(lambda logits, tokens: causal_lm_loss(logits.softmax(-1), tokens))
+    assert "softmax and logits confused" in softmaxed.hint
+
+
+# ---- top_k_filter -----------------------------------------------------------------------------------------
+
+
+def top_k_by_threshold(logits, k):
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return torch.where(logits >= kth, logits, torch.full_like(logits, float("-inf")))
+
+
+def top_k_by_sorting(logits, k):
+    order = logits.argsort(dim=-1, descending=True)
+    ranks = order.argsort(dim=-1)
+    return logits.masked_fill(ranks >= k, float("-inf"))
+
+
+@pytest.mark.parametrize("candidate", [top_k_filter, top_k_by_threshold, top_k_by_sorting])
+def test_top_k_correct_variants_pass(candidate):
+    result = check_top_k_filter(candidate)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(("hint", "mistake"), TOP_K_MISTAKES, ids=[h.split(":")[0][:40] for h, _ in TOP_K_MISTAKES])
+def test_top_k_mistakes_get_their_own_hint(hint, mistake):
+    result = check_top_k_filter(mistake)
+    assert result.status is Status.FAILED
+    assert result.hint == hint, result.message
+
+
+def test_top_k_keeping_k_plus_one_is_named():
+    def off_by_one(logits, k):
+        kth = logits.topk(k + 1, dim=-1).values[..., -1:]  # the (k+1)-th value: one too many survive
+        return logits.masked_fill(logits < kth, float("-inf"))
+
+    result = check_top_k_filter(off_by_one)
+    assert result.status is Status.FAILED and "k + 1" in result.hint, result.message
+
+
+def test_top_k_must_not_modify_its_input():
+    def in_place(logits, k):
+        logits[logits < logits.topk(k, dim=-1).values[..., -1:]] = float("-inf")
+        return logits
+
+    assert "in place" in check_top_k_filter(in_place).summary
+
+
+# ---- top_p_filter -----------------------------------------------------------------------------------------
+
+
+def top_p_with_a_loop(logits, p):
+    out = logits.clone()
+    rows = out.view(-1, out.shape[-1])
+    for row in rows:
+        probs = row.softmax(-1)
+        mass = 0.0
+        for index in probs.argsort(descending=True).tolist():
+            if mass >= p:
+                row[index] = float("-inf")
+            mass += probs[index].item()
+    return out
+
+
+def top_p_shifted_mask(logits, p):
+    probs, order = logits.softmax(-1).sort(dim=-1, descending=True)
+    remove = probs.cumsum(-1) >= p
+    remove[..., 1:] = remove[..., :-1].clone()  # shift right: the token that crosses p stays
+    remove[..., 0] = False
+    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+
+@pytest.mark.parametrize("candidate", [top_p_filter, top_p_with_a_loop, top_p_shifted_mask])
+def test_top_p_correct_variants_pass(candidate):
+    result = check_top_p_filter(candidate)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(("hint", "mistake"), TOP_P_MISTAKES, ids=[h.split(":")[0][:40] for h, _ in TOP_P_MISTAKES])
+def test_top_p_mistakes_get_their_own_hint(hint, mistake):
+    result = check_top_p_filter(mistake)
+    assert result.status is Status.FAILED
+    assert result.hint == hint, result.message
+
+
+def test_top_p_dropping_the_crossing_token_is_named():
+    def drops_it(logits, p):
+        probs, order = logits.softmax(-1).sort(dim=-1, descending=True)
+        keep = probs.cumsum(-1) < p
+        keep[..., 0] = True
+        return logits.masked_fill(~keep.scatter(-1, order, keep), float("-inf"))
+
+    result = check_top_p_filter(drops_it)
+    assert result.status is Status.FAILED and "crosses p" in result.hint, result.message

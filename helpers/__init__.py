@@ -22,6 +22,7 @@ in course order, so a reader finds the code where the notebook introduced it.
     11  helpers.corpus        the generated corpus (a probabilistic grammar) and its exact entropy floor
     11  helpers.gpt           GPT (GPT-2's layout, from_hf), the causal LM loss, training a language model
     11  helpers.sampling      greedy, temperature, top-k, top-p (nucleus), beam search, with the KV cache
+    12  helpers.modern        RoPE, RMSNorm, SwiGLU, grouped-query attention, the Llama-style model (from_hf)
     00+ helpers.checks        the exercise checks, one `check_<name>` per exercise
 
 The **tooling wing**, `helpers.course`, is the machinery of the `course` command (finding and

@@ -16,6 +16,7 @@ check); each notebook's checks sit in a module of their own:
     09  nb09_transformer   check_greedy_decode
     10  nb10_efficient     check_cached_attention_step, check_online_softmax_update
     11  nb11_gpt           check_causal_lm_loss, check_top_k_filter, check_top_p_filter
+    12  nb12_modern        check_apply_rope, check_rms_norm, check_repeat_kv
 """
 
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
@@ -31,6 +32,7 @@ from helpers.checks.nb08_decoder import check_decoder_layer
 from helpers.checks.nb09_transformer import check_greedy_decode
 from helpers.checks.nb10_efficient import check_cached_attention_step, check_online_softmax_update
 from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
+from helpers.checks.nb12_modern import check_apply_rope, check_repeat_kv, check_rms_norm
 
 __all__ = [
     "MIME_TYPE",
@@ -55,4 +57,7 @@ __all__ = [
     "check_causal_lm_loss",  # 11
     "check_top_k_filter",  # 11
     "check_top_p_filter",  # 11
+    "check_apply_rope",  # 12
+    "check_rms_norm",  # 12
+    "check_repeat_kv",  # 12
 ]

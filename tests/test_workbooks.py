@@ -102,9 +102,8 @@ def progress_run(workbook_dir) -> Watched:
     return watch([str(COURSE), "progress", str(workbook_dir), "--json"], cwd=workbook_dir.parent)
 
 
-def blank_run(test):
-    """Marks the tests of the shared run: one worker runs them all, so that the run happens once."""
-    return pytest.mark.long_running(pytest.mark.xdist_group("blank_workbooks")(test))
+# The tests of the shared run. One worker runs a whole module (--dist loadfile), so the run happens once.
+blank_run = pytest.mark.long_running
 
 
 def test_stub_keeps_indentation_and_surrounding_code():

@@ -27,6 +27,9 @@ NUM_THREADS = 1
 #: `course progress` set it to "cpu" so stored outputs never depend on a GPU.
 DEVICE_ENV = "COURSE_DEVICE"
 
+#: Matplotlib's backend for figures shown under a notebook cell (what Jupyter uses by default).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
 LECTURE_STYLE: dict[str, object] = {
     # 16:9, large enough type to read from the back row.
     "figure.figsize": (10.0, 5.625),
@@ -47,6 +50,11 @@ LECTURE_STYLE: dict[str, object] = {
     "figure.constrained_layout.use": True,
     "image.cmap": "viridis",
 }
+
+
+def thread_count() -> int:
+    """The CPU threads torch uses in the course: NUM_THREADS, or fewer on a machine with fewer cores."""
+    return min(NUM_THREADS, os.cpu_count() or 1)
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -75,6 +83,27 @@ def choose_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def show_figures_inline() -> None:
+    """In a Jupyter kernel, show figures under the cell whatever $MPLBACKEND says.
+
+    With MPLBACKEND=Agg (common on servers and in CI) matplotlib would draw figures nowhere,
+    and every plotting cell would show a different output from the stored one. Outside a
+    kernel (a script, the tests) the backend is left as it is.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    import matplotlib as mpl
+
+    if mpl.get_backend() != INLINE_BACKEND:
+        # What `%matplotlib inline` does, including the hook that shows each figure after its cell.
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def use_lecture_style() -> None:
     """Apply the course's matplotlib style (large type, 16:9 figures)."""
     import matplotlib as mpl
@@ -96,9 +125,10 @@ def setup(seed: int = 0, device: str | None = None) -> torch.device:
     seed_everything(seed)
     torch.set_printoptions(precision=4, sci_mode=False, linewidth=100)
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
-    torch.set_num_threads(min(NUM_THREADS, os.cpu_count() or 1))
+    torch.set_num_threads(thread_count())
     # Prefer deterministic GPU kernels where torch offers them; CPU kernels already are.
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+    show_figures_inline()  # before the style: activating the inline backend sets figure size and dpi
     use_lecture_style()
     return choose_device(device)

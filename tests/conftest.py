@@ -1,14 +1,11 @@
-"""Shared fixtures. The whole suite, notebooks included, runs on the CPU."""
+"""Shared fixtures. The whole suite, notebooks included, runs on the CPU, on every core: see
+helpers/course/pytest_plugin.py, which pyproject.toml loads."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-# Set before nbval starts any kernel: kernels inherit it, so stored outputs never depend on a GPU.
-os.environ["COURSE_DEVICE"] = "cpu"
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -1,12 +1,23 @@
 """Blank workbooks: stubs instead of solutions, they run top to bottom, every check is not passed,
-a student's edits survive, and filling in an exercise turns its ⏳ into ✅."""
+a student's edits survive, and filling in an exercise turns its ⏳ into ✅.
+
+The blank workbooks of the whole course run once, through `course progress` as a user runs it,
+and that one run serves three tests: they run top to bottom, every check says ⏳, and the
+command's processes (it and the kernel it starts) stay small enough for a student's laptop.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from helpers.course.notebooks import (
@@ -19,11 +30,15 @@ from helpers.course.notebooks import (
     read_notebook,
     source,
 )
-from helpers.course.progress import Row, check_results, collect, format_table, rows_for
+from helpers.course.progress import Row, collect, format_table, rows_for
 from helpers.course.workbook import CODE_STUB, is_edited, make_workbook, stub_solution, write_workbooks
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+COURSE = Path(sys.executable).parent / "course"
+
+#: What `course progress` (the command and its kernel) may hold in memory at once, for the whole course.
+MEMORY_LIMIT = 1.5 * 2**30
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +49,61 @@ def workbook_dir(tmp_path_factory) -> Path:
     return out
 
 
+@dataclass
+class Watched:
+    """A finished command and what its process tree used while it ran."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_bytes: int  # the largest sum of resident memory over the command and all its descendants
+    most_kernels: int  # the most kernel processes alive at one time
+
+
+def tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def is_kernel(process: psutil.Process) -> bool:
+    try:
+        return "ipykernel_launcher" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def watch(command: list[str], interval: float = 0.1, **popen) -> Watched:
+    """Run `command`, sampling its process tree's memory every `interval` seconds until it ends."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    outputs: dict[str, str] = {}
+    reader = threading.Thread(target=lambda: outputs.update(zip(("out", "err"), proc.communicate())))
+    reader.start()
+    root = psutil.Process(proc.pid)
+    peak = kernels = 0
+    while proc.poll() is None:
+        total = alive = 0
+        for member in tree(root):
+            try:
+                total += member.memory_info().rss
+            except psutil.Error:
+                continue  # it ended between listing and measuring
+            alive += is_kernel(member)
+        peak, kernels = max(peak, total), max(kernels, alive)
+        time.sleep(interval)
+    reader.join()
+    return Watched(proc.returncode, outputs.get("out", ""), outputs.get("err", ""), peak, kernels)
+
+
 @pytest.fixture(scope="module")
-def executed(workbook_dir) -> dict[str, nbformat.NotebookNode]:
-    """Every blank workbook, executed top to bottom; nbclient raises on the first error."""
-    return {p.name: execute(read_notebook(p), cwd=workbook_dir) for p in notebook_paths(workbook_dir)}
+def progress_run(workbook_dir) -> Watched:
+    """`course progress --json` over every blank workbook of the course, watched."""
+    return watch([str(COURSE), "progress", str(workbook_dir), "--json"], cwd=workbook_dir.parent)
+
+
+# The tests of the shared run. One worker runs a whole module (--dist loadfile), so the run happens once.
+blank_run = pytest.mark.long_running
 
 
 def test_stub_keeps_indentation_and_surrounding_code():
@@ -70,20 +136,33 @@ def test_workbooks_hold_stubs_no_solutions_and_no_outputs(workbook_dir):
         assert not is_edited(blank)
 
 
-def test_blank_workbooks_run_and_no_check_passes(executed):
-    for name, nb in executed.items():
-        results = check_results(nb)
-        exercises = exercise_names(nb)
-        assert set(exercises) <= set(results), f"{name}: every exercise's check ran"
-        for exercise in exercises:
-            assert results[exercise]["status"] == "not attempted", f"{name}: {exercise} is ⏳ on the stub"
-
-
-def test_progress_rows_for_blank_workbooks(executed):
-    rows = [row for name, nb in executed.items() for row in rows_for(name, nb)]
-    assert rows and all(row.status == "not attempted" for row in rows)
+@blank_run
+def test_blank_workbooks_run_and_no_check_passes(progress_run, workbook_dir):
+    assert progress_run.returncode == 0, progress_run.stderr
+    rows = [Row(**row) for row in json.loads(progress_run.stdout)]
+    expected = [(p.name, e) for p in notebook_paths(workbook_dir) for e in exercise_names(read_notebook(p))]
+    assert [(r.notebook, r.exercise) for r in rows] == expected, "every exercise of every workbook has its row"
+    for row in rows:
+        # "not checked" would mean the workbook stopped before the exercise's check cell ran.
+        assert row.status == "not attempted", f"{row.notebook}: {row.exercise} is ⏳ on the stub, not {row}"
     table = format_table(rows)
     assert "⏳ not attempted" in table and f"0 of {len(rows)} exercises passed." in table
+
+
+@blank_run
+def test_progress_runs_one_kernel_at_a_time_in_little_memory(progress_run, record_property):
+    record_property("peak_bytes", progress_run.peak_bytes)
+    print(f"course progress over the course: peak {progress_run.peak_bytes / 2**20:.0f} MiB, "
+          f"at most {progress_run.most_kernels} kernel(s) at once")
+    assert progress_run.most_kernels == 1, "each workbook's kernel is shut down before the next starts"
+    assert 0 < progress_run.peak_bytes < MEMORY_LIMIT, f"peak {progress_run.peak_bytes / 2**20:.0f} MiB"
+
+
+@blank_run
+def test_progress_shows_no_traceback_and_leaves_the_workbooks_unchanged(progress_run, workbook_dir):
+    assert "Traceback" not in progress_run.stderr
+    for path in notebook_paths(workbook_dir):
+        assert not is_edited(read_notebook(path)), f"{path.name} is as `course workbook` wrote it"
 
 
 def test_filling_in_the_warm_up_turns_it_green(tmp_path):

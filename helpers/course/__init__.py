@@ -1,10 +1,14 @@
 """The tooling wing: the machinery behind the `course` command. No notebook imports it.
 
 - `helpers.course.cli`: the `course` command and its subcommands.
-- `helpers.course.notebooks`: finding, reading and executing the course's notebooks.
+- `helpers.course.notebooks`: finding, reading and executing the course's notebooks (one kernel at a time).
+- `helpers.course.files`: the one atomic file writer (files keep the user's normal permissions).
 - `helpers.course.workbook`: blank student workbooks (`course workbook`).
 - `helpers.course.progress`: running workbooks and tabulating their checks (`course progress`).
 - `helpers.course.slides`: offline reveal.js decks (`course slides`); the page template is
   `slides_template.html.j2` beside it.
 - `helpers.course.bench`: the performance benchmark (`course bench`).
+
+`./course` (`course.cmd` on Windows) at the course's root is the launcher: it sets up `.venv` on
+first use, then runs this command (`./course open`, `./course test`).
 """

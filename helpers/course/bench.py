@@ -10,7 +10,6 @@ when the numbers matter.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from helpers.measure import median_times, peak_memory
+from helpers.measure import threads as using_threads  # `threads` is run_benchmark's argument
 
 # ---- the table -------------------------------------------------------------------------------------------
 
@@ -261,7 +261,7 @@ def run_benchmark(quick: bool = False, notebooks: bool = True, device: str | Non
                   threads: int | None = None, repeats: int | None = None,
                   progress: Callable[[str], None] | None = None) -> tuple[str, list[Row]]:
     """Run every benchmark; return the table's header line and its rows."""
-    from helpers.environment import NUM_THREADS, choose_device, seed_everything
+    from helpers.environment import choose_device, seed_everything, thread_count
 
     cfg = Config.quick_config() if quick else Config()
     if repeats is not None:
@@ -269,7 +269,7 @@ def run_benchmark(quick: bool = False, notebooks: bool = True, device: str | Non
             raise ValueError(f"repeats must be at least 1, got {repeats}")
         cfg.repeats = repeats
     dev = choose_device(device)
-    count = threads or min(NUM_THREADS, os.cpu_count() or 1)
+    count = threads or thread_count()
     seed_everything(0)
     if dev.type == "cuda":
         where = f"cuda ({torch.cuda.get_device_name(dev)})"
@@ -287,15 +287,11 @@ def run_benchmark(quick: bool = False, notebooks: bool = True, device: str | Non
     ]
     if notebooks:
         steps.append(("notebooks", bench_notebooks))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
+    with using_threads(count):
         for what, step in steps:
             if progress:
                 progress(f"measuring {what} ...")
             rows.extend(step())
-    finally:
-        torch.set_num_threads(previous)
     if not notebooks:
         rows.append(Row("notebooks", "execute all notebooks", note="skipped (--no-notebooks)"))
     return header, rows

@@ -1,8 +1,9 @@
 """The `course` command: open the course, make workbooks, show progress.
 
     course open [OPTIONS]       JupyterLab on the course folder (unknown options go to JupyterLab)
+    course test [OPTIONS]       the whole test suite: pytest in the course folder (options go to pytest)
     course workbook [--out DIR] blank student workbooks (default: workbooks/)
-    course progress [DIR]       run the workbooks and tabulate every exercise
+    course progress [DIR]       run the workbooks and tabulate every exercise (--json for scripts)
     course execute NOTEBOOK...  (for authors) run notebooks in place and store their outputs
     course slides [NN ...] [--out DIR]  reveal.js slide decks that work offline (default: slides/)
     course bench [--quick]      our attention and Transformer against PyTorch's: one table of ratios
@@ -17,7 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from helpers.course.notebooks import CourseError, course_root, execute, read_notebook
+from helpers.course.files import write_text
+from helpers.course.notebooks import CourseError, course_root, execute, one_line, read_notebook
 
 
 def open_command(root: Path, port: int | None = None, extra: Sequence[str] = ()) -> list[str]:
@@ -35,12 +37,32 @@ def open_command(root: Path, port: int | None = None, extra: Sequence[str] = ())
     return command + list(extra)
 
 
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def cmd_open(args: argparse.Namespace) -> int:
-    command = open_command(course_root(), args.port, args.extra)
+    root = course_root()
+    command = open_command(root, args.port, args.extra)
+    # JupyterLab refuses to start as root with a bare "Running as root is not recommended";
+    # in a container or a Binder-like image root is normal, so say what to do instead.
+    if is_root() and "--allow-root" not in args.extra:
+        raise CourseError(
+            "you are root (as in a container), and JupyterLab will not start as root unless told: "
+            "run `course open --allow-root` (or open the course as an ordinary user)"
+        )
     if args.dry_run:
         print(" ".join(command))
         return 0
+    print(f"course open: starting JupyterLab on {root} (Ctrl-C to stop)", flush=True)
     return subprocess.call(command)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    root = course_root()
+    command = [sys.executable, "-m", "pytest", *args.extra]
+    print(f"course test: running pytest in {root} (unit tests, then every notebook under strict nbval)", flush=True)
+    return subprocess.call(command, cwd=root)
 
 
 def cmd_workbook(args: argparse.Namespace) -> int:
@@ -63,23 +85,33 @@ def cmd_workbook(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from helpers.course.progress import collect, format_table
+    from helpers.course.progress import as_json, collect, format_table
 
     folder = Path(args.folder) if args.folder else course_root() / "workbooks"
-    rows = collect(folder, show_bar=not args.no_bar)
-    print(format_table(rows))
+    rows = collect(folder, show_bar=not (args.no_bar or args.json))
+    print(as_json(rows) if args.json else format_table(rows))
     return 0
 
 
 def cmd_execute(args: argparse.Namespace) -> int:
     import nbformat
+    from nbclient.exceptions import CellExecutionError
 
-    for name in args.notebooks:
-        path = Path(name)
+    paths = [Path(name) for name in args.notebooks]
+    for path in paths:  # every path is checked before the first (long) run
         if not path.is_file():
             raise CourseError(f"no notebook at {path}")
-        nb = execute(read_notebook(path), cwd=path.parent.resolve())
-        nbformat.write(nb, path)
+        if not os.access(path, os.W_OK):
+            raise CourseError(f"cannot write to {path}: permission denied")
+    for path in paths:
+        nb = read_notebook(path)
+        try:
+            execute(nb, cwd=path.parent.resolve())
+        except CellExecutionError as exc:  # its message is the cell's whole traceback
+            evalue = (exc.evalue or "").strip().splitlines()
+            raise CourseError(f"{path} was left unchanged: a cell raised {exc.ename}: {evalue[0] if evalue else ''}"
+                              ) from None
+        write_text(path, nbformat.writes(nb))
         print(f"executed {path}")
     return 0
 
@@ -105,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.set_defaults(func=cmd_open)
 
+    p = sub.add_parser("test", help="run the whole test suite (other options go to pytest)")
+    p.set_defaults(func=cmd_test)
+
     p = sub.add_parser("workbook", help="write blank student workbooks (never overwrites your edits)")
     p.add_argument("--out", default=None, help="folder for the workbooks (default: workbooks/ in the course)")
     p.add_argument("--force", action="store_true", help="replace edited workbooks too, keeping a backup of each")
@@ -113,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("progress", help="run the workbooks and show every exercise's status")
     p.add_argument("folder", nargs="?", default=None, help="workbook folder (default: workbooks/ in the course)")
     p.add_argument("--no-bar", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     p.set_defaults(func=cmd_progress)
 
     p = sub.add_parser("execute", help="(authors) run notebooks top to bottom and save their outputs")
@@ -148,9 +184,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    # `course open` passes options it does not know on to JupyterLab (e.g. --no-browser).
+    # `course open` and `course test` pass options they do not know on (to JupyterLab, to pytest).
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "open":
+    if extra and args.command not in ("open", "test"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     try:
@@ -161,6 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"course {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a disk that is full, a folder that vanished, a file another program locked
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"course {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("COURSE_DEBUG"):
+            raise
+        print(f"course {args.command}: unexpected {one_line(exc)} (a bug: run again with COURSE_DEBUG=1 "
+              "for the traceback, and report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from helpers.environment import DEVICE_ENV
+
 #: Course notebooks and workbooks: two digits, an underscore, a snake_case name.
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 
@@ -39,7 +41,22 @@ def notebook_paths(folder: Path) -> list[Path]:
 
 
 def read_notebook(path: Path) -> NotebookNode:
-    return nbformat.read(path, as_version=4)
+    """The notebook at `path`; a file that is missing, not JSON or not a notebook is a CourseError."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except OSError as exc:
+        raise CourseError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # nbformat raises several kinds (not JSON, not a notebook, invalid)
+        raise CourseError(f"{path.name} is not a readable notebook: {one_line(exc)}") from None
+    return nb
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def source(cell: NotebookNode) -> str:
@@ -74,13 +91,16 @@ def _current_env_kernel_manager():  # -> jupyter_client.KernelManager
 def execute(nb: NotebookNode, cwd: Path, timeout: int = 600, allow_errors: bool = False) -> NotebookNode:
     """Run `nb` top to bottom in a fresh kernel of this Python environment, on the CPU.
 
-    The device is forced to the CPU so that stored outputs never depend on a GPU.
+    The device is forced to the CPU so that stored outputs never depend on a GPU. The kernel
+    is shut down before this returns, also on an error or Ctrl-C: run one notebook after
+    another and only one kernel is ever alive.
     """
     from nbclient import NotebookClient
 
+    km = _current_env_kernel_manager()
     client = NotebookClient(
         nb,
-        km=_current_env_kernel_manager(),
+        km=km,
         timeout=timeout,
         allow_errors=allow_errors,
         record_timing=False,
@@ -91,5 +111,17 @@ def execute(nb: NotebookNode, cwd: Path, timeout: int = 600, allow_errors: bool 
     )
     # The kernel process's own log lines (transport warnings, shutdown notices) are noise here;
     # what the notebook prints reaches its outputs through Jupyter's messages, not this stream.
-    client.execute(env={**os.environ, "COURSE_DEVICE": "cpu"}, stderr=subprocess.DEVNULL)
+    try:
+        client.execute(env={**os.environ, DEVICE_ENV: "cpu"}, stderr=subprocess.DEVNULL)
+    finally:
+        # nbclient shuts down only the kernels it started itself; this one we handed it.
+        if client.kc is not None:
+            client.kc.stop_channels()
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        # While a notebook runs, nbclient answers Ctrl-C (SIGINT) by killing the kernel, and the run
+        # then fails as if the notebook had crashed; it keeps the cleanup it started in this
+        # attribute. Turn it back into the interruption it was, so a caller stops instead of going on.
+        if getattr(client, "_async_cleanup_kernel_future", None) is not None:
+            raise KeyboardInterrupt
     return nb

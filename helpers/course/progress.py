@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nbformat import NotebookNode
 
 from helpers.checks.core import MIME_TYPE, Status
-from helpers.course.notebooks import CourseError, execute, exercise_names, notebook_paths, read_notebook
+from helpers.course.notebooks import CourseError, execute, exercise_names, notebook_paths, one_line, read_notebook
 
 NOT_CHECKED = "not checked"
 
@@ -47,7 +48,8 @@ def first_error(nb: NotebookNode) -> str:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                return f"{output.get('ename')}: {output.get('evalue', '')}"[:200]
+                evalue = (output.get("evalue") or "").strip().splitlines()
+                return f"{output.get('ename')}: {evalue[0] if evalue else ''}"[:200]
     return ""
 
 
@@ -66,8 +68,22 @@ def rows_for(name: str, executed: NotebookNode) -> list[Row]:
     return rows
 
 
+def rows_for_file(path: Path, folder: Path) -> list[Row]:
+    """The rows of one workbook; a workbook that cannot be read or run is one row saying why."""
+    try:
+        nb = read_notebook(path)
+        if not exercise_names(nb):
+            return [Row(path.name, "-", NOT_CHECKED, "no exercises in it: not a course workbook")]
+        executed = execute(nb, cwd=folder, allow_errors=True)
+    except CourseError as exc:
+        return [Row(path.name, "-", NOT_CHECKED, str(exc))]
+    except Exception as exc:  # a dead kernel, a timed-out cell, odd metadata: a finding, not a crash
+        return [Row(path.name, "-", NOT_CHECKED, f"could not run it: {one_line(exc)}")]
+    return rows_for(path.name, executed)
+
+
 def collect(folder: Path, show_bar: bool = True) -> list[Row]:
-    """Execute every workbook in `folder` (files are not changed) and return one row per exercise."""
+    """Execute every workbook in `folder`, one kernel at a time (files are not changed); one row per exercise."""
     from tqdm.auto import tqdm
 
     if not folder.is_dir():
@@ -79,9 +95,13 @@ def collect(folder: Path, show_bar: bool = True) -> list[Row]:
     bar = tqdm(books, desc="running workbooks", unit="notebook", disable=not show_bar, file=sys.stderr)
     for path in bar:
         bar.set_postfix_str(path.name)
-        executed = execute(read_notebook(path), cwd=folder, allow_errors=True)
-        rows.extend(rows_for(path.name, executed))
+        rows.extend(rows_for_file(path, folder))
     return rows
+
+
+def as_json(rows: list[Row]) -> str:
+    """The rows as a JSON list of objects (notebook, exercise, status, hint), for scripts and graders."""
+    return json.dumps([asdict(row) for row in rows], ensure_ascii=False, indent=1)
 
 
 def display_width(text: str) -> int:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
+from helpers.course.files import default_mode, write_text
 from helpers.course.notebooks import CourseError, notebook_paths, read_notebook
 
 #: Slide size in CSS pixels: 16:9, what projectors and lecture-hall screens show.
@@ -201,7 +202,7 @@ def copy_assets(out: Path) -> Path:
 
         shutil.copytree(mathjax, staging / "mathjax", ignore=skip)
         (staging / ASSETS_STAMP).write_text(stamp, encoding="utf-8")
-        os.chmod(staging, 0o777 & ~_umask())
+        os.chmod(staging, default_mode(folder=True))  # mkdtemp makes it private
         if assets.exists():
             shutil.rmtree(assets)
         staging.rename(assets)
@@ -268,24 +269,6 @@ def remote_references(text: str) -> list[str]:
     return sorted(set(_REMOTE_REFERENCE.findall(text)))
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_text(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # readable like any file the user writes (mkstemp makes it private)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def index_page(decks: Sequence[tuple[str, str, int]]) -> str:
     """A page linking every deck: (file name, title, number of slides)."""
     items = "\n".join(
@@ -342,7 +325,7 @@ def export_decks(folder: Path, out: Path, numbers: Sequence[str] = ()) -> Report
         copy_assets(out)
         report = Report(out=out)
         for (path, nb, page), name in zip(pages, names):
-            _write_text(out / name, page)
+            write_text(out / name, page)
             report.decks.append(Deck(number=path.name[:2], path=out / name, slides=count_slides(nb)))
     except OSError as exc:
         if created:
@@ -356,5 +339,5 @@ def export_decks(folder: Path, out: Path, numbers: Sequence[str] = ()) -> Report
             title = deck_title(nb, page.stem) if nb else page.stem
             listed.append((page.name, title, count_slides(nb) if nb else 0))
     report.index = out / INDEX
-    _write_text(report.index, index_page(listed))
+    write_text(report.index, index_page(listed))
     return report

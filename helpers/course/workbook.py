@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,17 +21,18 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from helpers.course.files import write_text
 from helpers.course.notebooks import (
     BEGIN_SOLUTION,
     END_SOLUTION,
     CourseError,
     is_solution_cell,
     notebook_paths,
+    read_notebook,
     source,
 )
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-MARKDOWN_STUB = "YOUR ANSWER HERE"
 METADATA_KEY = "attention_course"
 
 
@@ -72,11 +72,8 @@ def make_workbook(nb: NotebookNode, name: str) -> NotebookNode:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-        if is_solution_cell(cell):
-            if cell.cell_type == "code":
-                cell.source = stub_solution(source(cell))
-            else:
-                cell.source = MARKDOWN_STUB
+        if is_solution_cell(cell):  # a code cell: every exercise is a function or class
+            cell.source = stub_solution(source(cell))
     blank.metadata[METADATA_KEY] = {"made_from": name, "fingerprint": fingerprint(blank)}
     return blank
 
@@ -114,17 +111,6 @@ def _prepare_folder(out: Path) -> None:
         raise CourseError(f"cannot write to {out}: {exc.strerror}") from None
 
 
-def _write_atomically(nb: NotebookNode, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_workbooks(source_dir: Path, out: Path, force: bool = False) -> Report:
     """Write a blank workbook for every course notebook in `source_dir` into `out`."""
     if not source_dir.is_dir():
@@ -135,7 +121,7 @@ def write_workbooks(source_dir: Path, out: Path, force: bool = False) -> Report:
     if out.resolve() == source_dir.resolve():
         raise CourseError(f"--out {out} is the folder of the complete notebooks: choose another folder")
     # Build every workbook first, so a broken notebook stops us before anything is written.
-    blanks = {path.name: make_workbook(nbformat.read(path, as_version=4), path.name) for path in books}
+    blanks = {path.name: make_workbook(read_notebook(path), path.name) for path in books}
     _prepare_folder(out)
     report = Report([], [], [], [])
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -157,6 +143,6 @@ def write_workbooks(source_dir: Path, out: Path, force: bool = False) -> Report:
                 backup = target.with_name(f"{name}.bak-{stamp}")
                 shutil.copy2(target, backup)
                 report.backups.append(backup.name)
-        _write_atomically(blank, target)
+        write_text(target, nbformat.writes(blank))
         report.written.append(name)
     return report

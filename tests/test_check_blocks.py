@@ -82,16 +82,16 @@ def test_the_std_plus_eps_formula_of_tutorials_is_named():
 
 # ---- decoder_layer -------------------------------------------------------------------------------------
 
-def decoder_post_ln(layer, y, memory, tgt_mask, memory_mask):
+def decoder_post_ln(layer, y, memory, tgt_mask, src_mask):
     y = layer.norm1(y + layer.self_attention(y, y, y, tgt_mask)[0])
-    y = layer.norm2(y + layer.cross_attention(y, memory, memory, memory_mask)[0])
+    y = layer.norm2(y + layer.cross_attention(y, memory, memory, src_mask)[0])
     return layer.norm3(y + layer.feed_forward(y))
 
 
-def decoder_with_dropouts_and_keywords(layer, y, memory, tgt_mask, memory_mask):
+def decoder_with_dropouts_and_keywords(layer, y, memory, tgt_mask, src_mask):
     attended, _ = layer.self_attention(query=y, key=y, value=y, mask=tgt_mask)
     y = layer.norm1(y + layer.dropout1(attended))
-    crossed, _ = layer.cross_attention(query=y, key=memory, value=memory, mask=memory_mask)
+    crossed, _ = layer.cross_attention(query=y, key=memory, value=memory, mask=src_mask)
     y = layer.norm2(y + layer.dropout2(crossed))
     return layer.norm3(y + layer.dropout3(layer.feed_forward(y)))
 
@@ -107,7 +107,7 @@ def test_decoder_layer_correct_variants_pass(candidate):
     [
         (dict(use_tgt_mask=False), "causal mask is not used"),
         (dict(cross_from="self"), "from the encoder output (memory)"),
-        (dict(use_memory_mask=False), "ignores the source padding"),
+        (dict(use_src_mask=False), "ignores the source padding: pass src_mask to it"),
         (dict(residual=False), "residual connection is missing"),
         (dict(pre_ln=True), "pre-LN order"),
         (dict(skip_ff=True), "feed-forward sub-layer is missing"),

@@ -54,7 +54,8 @@ def test_loss_correct_variants_pass(candidate):
     assert result.passed, result.message
 
 
-@pytest.mark.parametrize(("hint", "mistake"), LOSS_MISTAKES, ids=[h.split(":")[0][:40] for h, _ in LOSS_MISTAKES])
+@pytest.mark.parametrize(("hint", "mistake"), [(m.hint, m.wrong) for m in LOSS_MISTAKES],
+                         ids=[m.hint.split(":")[0][:40] for m in LOSS_MISTAKES])
 def test_loss_mistakes_get_their_own_hint(hint, mistake):
     result = check_causal_lm_loss(mistake)
     assert result.status is Status.FAILED
@@ -88,7 +89,8 @@ def test_top_k_correct_variants_pass(candidate):
     assert result.passed, result.message
 
 
-@pytest.mark.parametrize(("hint", "mistake"), TOP_K_MISTAKES, ids=[h.split(":")[0][:40] for h, _ in TOP_K_MISTAKES])
+@pytest.mark.parametrize(("hint", "mistake"), [(m.hint, m.wrong) for m in TOP_K_MISTAKES],
+                         ids=[m.hint.split(":")[0][:40] for m in TOP_K_MISTAKES])
 def test_top_k_mistakes_get_their_own_hint(hint, mistake):
     result = check_top_k_filter(mistake)
     assert result.status is Status.FAILED
@@ -142,7 +144,8 @@ def test_top_p_correct_variants_pass(candidate):
     assert result.passed, result.message
 
 
-@pytest.mark.parametrize(("hint", "mistake"), TOP_P_MISTAKES, ids=[h.split(":")[0][:40] for h, _ in TOP_P_MISTAKES])
+@pytest.mark.parametrize(("hint", "mistake"), [(m.hint, m.wrong) for m in TOP_P_MISTAKES],
+                         ids=[m.hint.split(":")[0][:40] for m in TOP_P_MISTAKES])
 def test_top_p_mistakes_get_their_own_hint(hint, mistake):
     result = check_top_p_filter(mistake)
     assert result.status is Status.FAILED

@@ -12,8 +12,8 @@ from helpers.checks.core import Case, Mistake, check, generator, randn, seeded
 from helpers.transformer import DecoderLayer
 
 
-def _decoder_variant(layer: DecoderLayer, y: Tensor, memory: Tensor, tgt_mask: Tensor, memory_mask: Tensor, *,
-                     use_tgt_mask: bool = True, use_memory_mask: bool = True, cross_from: str = "memory",
+def _decoder_variant(layer: DecoderLayer, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor, *,
+                     use_tgt_mask: bool = True, use_src_mask: bool = True, cross_from: str = "memory",
                      residual: bool = True, pre_ln: bool = False, skip_ff: bool = False,
                      swap_cross: bool = False) -> Tensor:
     """The post-LN decoder layer with switches that reproduce the typical mistakes."""
@@ -21,7 +21,7 @@ def _decoder_variant(layer: DecoderLayer, y: Tensor, memory: Tensor, tgt_mask: T
         return x + sub if residual else sub
 
     self_mask = tgt_mask if use_tgt_mask else None
-    cross_mask = memory_mask if use_memory_mask else None
+    cross_mask = src_mask if use_src_mask else None
     if pre_ln:
         h = layer.norm1(y)
         y = y + layer.self_attention(h, h, h, self_mask)[0]
@@ -49,7 +49,7 @@ MISTAKES = [
              use_tgt_mask=False),
     _mistake("the cross-attention must take its keys and values from the encoder output (memory), "
              "queries from the decoder.", cross_from="self"),
-    _mistake("the cross-attention ignores the source padding: pass memory_mask to it.", use_memory_mask=False),
+    _mistake("the cross-attention ignores the source padding: pass src_mask to it.", use_src_mask=False),
     _mistake("a residual connection is missing: each sub-layer's output is added to its input, "
              "norm(y + sublayer(y)).", residual=False),
     _mistake("this is the pre-LN order (y + sublayer(norm(y))); the paper's layer is post-LN: "
@@ -63,7 +63,7 @@ MISTAKES = [
 @check(reference=lambda layer, *inputs: layer(*inputs), mistakes=MISTAKES,
        passed="{cases} cases: causal self-attention, cross-attention with source padding, float32 and float64.")
 def check_decoder_layer() -> Iterator[Case]:
-    """Check `decoder_layer(layer, y, memory, tgt_mask, memory_mask) -> (B, n_t, d_model)`.
+    """Check `decoder_layer(layer, y, memory, tgt_mask, src_mask) -> (B, n_t, d_model)`.
 
     `layer` is a `helpers.transformer.DecoderLayer` (post-LN, as in the paper); the candidate
     uses its `self_attention`, `cross_attention`, `feed_forward`, `norm1`, `norm2`, `norm3`.

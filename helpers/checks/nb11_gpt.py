@@ -1,24 +1,22 @@
-"""Checks for notebook 11 (a GPT from scratch): the causal LM loss, and top-k / top-p filtering.
+"""Checks of notebook 11 (a GPT from scratch): the causal LM loss, and top-k / top-p filtering.
 
-Each check runs the candidate on a few cases and, when it is wrong, compares its answer with
-what each typical mistake would give on the same case, so the hint names the mistake made.
+Each mistake below is a wrong implementation with the exercise's signature; the core runs it on
+the failing case and names it when the candidate gives the same answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from helpers.checks.core import CheckResult, Probe, run_check
+from helpers.checks.core import Case, Mistake, check, generator, randn
 from helpers.gpt import causal_lm_loss
 from helpers.sampling import top_k_filter, top_p_filter
 
 NEG_INF = float("-inf")
-
-Mistake = tuple[str, Callable[..., Tensor]]
 
 # ---- the causal language-model loss ----------------------------------------------------------------------
 
@@ -27,60 +25,52 @@ def _ce(logits: Tensor, targets: Tensor, **kwargs: object) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), **kwargs)
 
 
-LOSS_MISTAKES: list[Mistake] = [
-    ("the targets are not shifted: position i must predict token i + 1, so pair logits[:, :-1] with tokens[:, 1:]. "
-     "Unshifted, the model is asked to copy the token it already sees.",
-     lambda logits, tokens: _ce(logits, tokens)),
-    ("the shift goes the wrong way: the logits at position i predict the NEXT token, so drop the LAST logits and "
-     "the FIRST tokens (logits[:, :-1] with tokens[:, 1:]).",
-     lambda logits, tokens: _ce(logits[:, 1:], tokens[:, :-1])),
-    ("the targets wrap around: rolling the tokens makes the last position predict the first token, which it "
-     "cannot know. Drop the last position instead of rolling.",
-     lambda logits, tokens: _ce(logits, tokens.roll(-1, dims=1))),
-    ("softmax and logits confused: cross_entropy takes raw logits and applies log_softmax itself; giving it "
-     "probabilities applies softmax twice.",
-     lambda logits, tokens: _ce(logits[:, :-1].softmax(-1), tokens[:, 1:])),
-    ("nll_loss expects log-probabilities: apply log_softmax to the logits first, or use cross_entropy, which "
-     "does both.",
-     lambda logits, tokens: F.nll_loss(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))),
-    ("you summed the losses: take the mean over every predicted position (cross_entropy's default reduction).",
-     lambda logits, tokens: _ce(logits[:, :-1], tokens[:, 1:], reduction="sum")),
-    ("the loss is the negative log-probability of the targets: you forgot the minus sign.",
-     lambda logits, tokens: -_ce(logits[:, :-1], tokens[:, 1:])),
+LOSS_MISTAKES = [
+    Mistake("the targets are not shifted: position i must predict token i + 1, so pair logits[:, :-1] with "
+            "tokens[:, 1:]. Unshifted, the model is asked to copy the token it already sees.",
+            lambda logits, tokens: _ce(logits, tokens)),
+    Mistake("the shift goes the wrong way: the logits at position i predict the NEXT token, so drop the LAST logits "
+            "and the FIRST tokens (logits[:, :-1] with tokens[:, 1:]).",
+            lambda logits, tokens: _ce(logits[:, 1:], tokens[:, :-1])),
+    Mistake("the targets wrap around: rolling the tokens makes the last position predict the first token, which it "
+            "cannot know. Drop the last position instead of rolling.",
+            lambda logits, tokens: _ce(logits, tokens.roll(-1, dims=1))),
+    Mistake("softmax and logits confused: cross_entropy takes raw logits and applies log_softmax itself; giving it "
+            "probabilities applies softmax twice.",
+            lambda logits, tokens: _ce(logits[:, :-1].softmax(-1), tokens[:, 1:])),
+    Mistake("nll_loss expects log-probabilities: apply log_softmax to the logits first, or use cross_entropy, "
+            "which does both.",
+            lambda logits, tokens: F.nll_loss(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                              tokens[:, 1:].reshape(-1))),
+    Mistake("you summed the losses: take the mean over every predicted position (cross_entropy's default "
+            "reduction).", lambda logits, tokens: _ce(logits[:, :-1], tokens[:, 1:], reduction="sum")),
+    Mistake("the loss is the negative log-probability of the targets: you forgot the minus sign.",
+            lambda logits, tokens: -_ce(logits[:, :-1], tokens[:, 1:])),
 ]
 
 
-def check_causal_lm_loss(candidate: object) -> CheckResult:
+@check(reference=causal_lm_loss, mistakes=LOSS_MISTAKES, what="the loss",
+       passed="{cases} cases: batches, float64 and the shortest sequence, a mean over shifted targets.")
+def check_causal_lm_loss() -> Iterator[Case]:
     """Check `causal_lm_loss(logits (B, n, V), tokens (B, n)) -> scalar`: the mean next-token cross-entropy."""
-
-    def body(probe: Probe) -> str:
-        cases = [
-            ("a batch of 2 sequences of 6 tokens, a vocabulary of 7", 2, 6, 7, torch.float32),
-            ("3 sequences of 4 tokens, a vocabulary of 5, float64", 3, 4, 5, torch.float64),
-            ("one sequence of 2 tokens (a single prediction), a vocabulary of 4", 1, 2, 4, torch.float32),
-        ]
-        for seed, (case, batch, n, vocab, dtype) in enumerate(cases):
-            g = torch.Generator().manual_seed(1100 + seed)
-            logits = torch.randn(batch, n, vocab, generator=g, dtype=dtype) * 2
-            tokens = torch.randint(0, vocab, (batch, n), generator=g)
-            expected = causal_lm_loss(logits, tokens)
-            mistakes = [(hint, lambda wrong=wrong, a=logits, b=tokens: wrong(a, b)) for hint, wrong in LOSS_MISTAKES]
-            probe.expect_close(probe.call(logits, tokens), expected, case, mistakes, rtol=1e-5, atol=1e-6,
-                               what="the loss")
-        return f"{probe.cases} cases: batches, float64 and the shortest sequence, a mean over shifted targets."
-
-    return run_check("causal_lm_loss", candidate, body)
+    for seed, (name, batch, n, vocab, dtype) in enumerate([
+        ("a batch of 2 sequences of 6 tokens, a vocabulary of 7", 2, 6, 7, torch.float32),
+        ("3 sequences of 4 tokens, a vocabulary of 5, float64", 3, 4, 5, torch.float64),
+        ("one sequence of 2 tokens (a single prediction), a vocabulary of 4", 1, 2, 4, torch.float32),
+    ]):
+        g = generator(1100 + seed)
+        logits = randn(g, batch, n, vocab, dtype=dtype) * 2
+        yield Case(name, (logits, torch.randint(0, vocab, (batch, n), generator=g)), tolerance=(1e-5, 1e-6))
 
 
 # ---- top-k and top-p filtering ---------------------------------------------------------------------------
 
+#: The filtered logits are the input's own numbers or -inf: compared (almost) exactly.
+FILTERED = (0.0, 1e-6)
+
 
 def _keep(logits: Tensor, keep: Tensor) -> Tensor:
     return logits.masked_fill(~keep, NEG_INF)
-
-
-def _top_k_plus_one(logits: Tensor, k: int) -> Tensor:
-    return top_k_filter(logits, min(k + 1, logits.shape[-1]))
 
 
 def _top_k_smallest(logits: Tensor, k: int) -> Tensor:
@@ -88,42 +78,47 @@ def _top_k_smallest(logits: Tensor, k: int) -> Tensor:
     return _keep(logits, torch.zeros_like(logits, dtype=torch.bool).scatter(-1, index, True))
 
 
-TOP_K_MISTAKES: list[Mistake] = [
-    ("you kept k + 1 tokens: the k-th largest value is topk(k).values[..., -1]; keep the logits >= it (or scatter "
-     "topk's k indices), not those >= the (k+1)-th.", _top_k_plus_one),
-    ("you kept k - 1 tokens: a strict comparison with the k-th largest value drops the k-th token itself.",
-     lambda logits, k: top_k_filter(logits, k - 1) if k > 1 else logits.new_full(logits.shape, NEG_INF)),
-    ("you kept the k SMALLEST logits: topk returns the largest by default (largest=True).", _top_k_smallest),
-    ("the dropped tokens must get -inf, not 0: softmax gives a logit of 0 a probability of its own.",
-     lambda logits, k: top_k_filter(logits, k).nan_to_num(neginf=0.0)),
-    ("return filtered LOGITS (the kept ones unchanged, the others -inf), not probabilities: the sampler applies "
-     "softmax afterwards.", lambda logits, k: top_k_filter(logits, k).softmax(-1)),
-    ("top-k works on each row's own scores: take topk along the vocabulary (dim=-1), not across the batch.",
-     lambda logits, k: top_k_filter(logits.transpose(0, -1), k).transpose(0, -1)),
-]
-
-
-def _filter_cases(seed: int) -> list[tuple[str, Tensor]]:
-    g = torch.Generator().manual_seed(seed)
+def _filter_mistakes(right: Callable[[Tensor, float], Tensor]) -> list[Mistake]:
+    """The two mistakes top-k and top-p share: 0 instead of -inf, and probabilities instead of logits."""
     return [
-        ("4 rows of 10 logits", torch.randn(4, 10, generator=g) * 2),
-        ("a (2, 3) batch of rows of 8 logits, float64", torch.randn(2, 3, 8, generator=g, dtype=torch.float64) * 3),
-        ("one row of 6 logits", torch.randn(1, 6, generator=g)),
+        Mistake("the dropped tokens must get -inf, not 0: softmax gives a logit of 0 a probability of its own.",
+                lambda logits, a: right(logits, a).nan_to_num(neginf=0.0)),
+        Mistake("return filtered LOGITS (the kept ones unchanged, the others -inf), not probabilities: the sampler "
+                "applies softmax afterwards.", lambda logits, a: right(logits, a).softmax(-1)),
     ]
 
 
-def check_top_k_filter(candidate: object) -> CheckResult:
+TOP_K_MISTAKES = [
+    Mistake("you kept k + 1 tokens: the k-th largest value is topk(k).values[..., -1]; keep the logits >= it (or "
+            "scatter topk's k indices), not those >= the (k+1)-th.",
+            lambda logits, k: top_k_filter(logits, min(k + 1, logits.shape[-1]))),
+    Mistake("you kept k - 1 tokens: a strict comparison with the k-th largest value drops the k-th token itself.",
+            lambda logits, k: top_k_filter(logits, k - 1) if k > 1 else logits.new_full(logits.shape, NEG_INF)),
+    Mistake("you kept the k SMALLEST logits: topk returns the largest by default (largest=True).", _top_k_smallest),
+    *_filter_mistakes(top_k_filter),
+    Mistake("top-k works on each row's own scores: take topk along the vocabulary (dim=-1), not across the batch.",
+            lambda logits, k: top_k_filter(logits.transpose(0, -1), k).transpose(0, -1)),
+]
+
+
+def _filter_cases(seed: int, settings: tuple[tuple[float, ...], ...], name: str) -> Iterator[Case]:
+    """Three logits tensors, each with its settings of k (or p): `name` is "k" or "p"."""
+    g = generator(seed)
+    inputs = [
+        ("4 rows of 10 logits", randn(g, 4, 10) * 2),
+        ("a (2, 3) batch of rows of 8 logits, float64", randn(g, 2, 3, 8, dtype=torch.float64) * 3),
+        ("one row of 6 logits", randn(g, 1, 6)),
+    ]
+    for (what, logits), values in zip(inputs, settings):
+        for value in values:
+            yield Case(f"{what} with {name} = {value}", (logits, value), tolerance=FILTERED)
+
+
+@check(reference=top_k_filter, mistakes=TOP_K_MISTAKES, what="the filtered logits",
+       passed="{cases} cases: k = 1, k = V and k in between, batched rows and float64.")
+def check_top_k_filter() -> Iterator[Case]:
     """Check `top_k_filter(logits (..., V), k) -> (..., V)`: the k largest logits kept, the others -inf."""
-
-    def body(probe: Probe) -> str:
-        for (case, logits), ks in zip(_filter_cases(1110), ((1, 3, 10), (2, 5), (4,))):
-            for k in ks:
-                mistakes = [(hint, lambda wrong=wrong, a=logits, k=k: wrong(a, k)) for hint, wrong in TOP_K_MISTAKES]
-                probe.expect_close(probe.call(logits, k), top_k_filter(logits, k), f"{case} with k = {k}", mistakes,
-                                   rtol=0, atol=1e-6, what="the filtered logits")
-        return f"{probe.cases} cases: k = 1, k = V and k in between, batched rows and float64."
-
-    return run_check("top_k_filter", candidate, body)
+    yield from _filter_cases(1110, ((1, 3, 10), (2, 5), (4,)), "k")
 
 
 def _nucleus(logits: Tensor, p: float, *, rule: str = "before", descending: bool = True,
@@ -140,32 +135,23 @@ def _nucleus(logits: Tensor, p: float, *, rule: str = "before", descending: bool
     return _keep(logits, keep)
 
 
-TOP_P_MISTAKES: list[Mistake] = [
-    ("you dropped the token that crosses p: the nucleus is the smallest set with mass >= p, so it must include "
-     "the token whose running sum first reaches p. Keep a token when the mass of the tokens BEFORE it is < p "
-     "(cumsum - probs < p), not when its own running sum is.", lambda logits, p: _nucleus(logits, p, rule="strict")),
-    ("sort the probabilities in DEcreasing order (descending=True): the nucleus is made of the most likely tokens.",
-     lambda logits, p: _nucleus(logits, p, descending=False)),
-    ("the mask you built is in sorted order: scatter it back to the tokens' own positions with the sort's "
-     "indices before applying it.", lambda logits, p: _nucleus(logits, p, unsort=False)),
-    ("p is a probability mass: add up softmax(logits), not the logits themselves.",
-     lambda logits, p: _nucleus(logits, p, on_logits=True)),
-    ("the dropped tokens must get -inf, not 0: softmax gives a logit of 0 a probability of its own.",
-     lambda logits, p: top_p_filter(logits, p).nan_to_num(neginf=0.0)),
-    ("return filtered LOGITS (the kept ones unchanged, the others -inf), not probabilities: the sampler applies "
-     "softmax afterwards.", lambda logits, p: top_p_filter(logits, p).softmax(-1)),
+TOP_P_MISTAKES = [
+    Mistake("you dropped the token that crosses p: the nucleus is the smallest set with mass >= p, so it must "
+            "include the token whose running sum first reaches p. Keep a token when the mass of the tokens BEFORE "
+            "it is < p (cumsum - probs < p), not when its own running sum is.",
+            lambda logits, p: _nucleus(logits, p, rule="strict")),
+    Mistake("sort the probabilities in DEcreasing order (descending=True): the nucleus is made of the most likely "
+            "tokens.", lambda logits, p: _nucleus(logits, p, descending=False)),
+    Mistake("the mask you built is in sorted order: scatter it back to the tokens' own positions with the sort's "
+            "indices before applying it.", lambda logits, p: _nucleus(logits, p, unsort=False)),
+    Mistake("p is a probability mass: add up softmax(logits), not the logits themselves.",
+            lambda logits, p: _nucleus(logits, p, on_logits=True)),
+    *_filter_mistakes(top_p_filter),
 ]
 
 
-def check_top_p_filter(candidate: object) -> CheckResult:
+@check(reference=top_p_filter, mistakes=TOP_P_MISTAKES, what="the filtered logits",
+       passed="{cases} cases: p from 0.05 (only the most likely token) to 1 (every token), batched and float64.")
+def check_top_p_filter() -> Iterator[Case]:
     """Check `top_p_filter(logits (..., V), p) -> (..., V)`: the smallest set of most likely tokens with mass >= p."""
-
-    def body(probe: Probe) -> str:
-        for (case, logits), ps in zip(_filter_cases(1120), ((0.5, 0.9, 1.0), (0.3, 0.8), (0.05,))):
-            for p in ps:
-                mistakes = [(hint, lambda wrong=wrong, a=logits, p=p: wrong(a, p)) for hint, wrong in TOP_P_MISTAKES]
-                probe.expect_close(probe.call(logits, p), top_p_filter(logits, p), f"{case} with p = {p}", mistakes,
-                                   rtol=0, atol=1e-6, what="the filtered logits")
-        return f"{probe.cases} cases: p from 0.05 (only the most likely token) to 1 (every token), batched and float64."
-
-    return run_check("top_p_filter", candidate, body)
+    yield from _filter_cases(1120, ((0.5, 0.9, 1.0), (0.3, 0.8), (0.05,)), "p")

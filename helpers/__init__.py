@@ -27,7 +27,7 @@ in course order, so a reader finds the code where the notebook introduced it.
 
 The **tooling wing**, `helpers.course`, is the machinery of the `course` command (finding and
 executing notebooks, workbooks, progress, slides, the benchmark). No notebook imports it, and
-no content module does either (tests/test_structure.py enforces both).
+no content module does either (tests/test_wings.py enforces both).
 """
 
 from helpers.environment import setup

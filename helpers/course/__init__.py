@@ -8,6 +8,7 @@
 - `helpers.course.slides`: offline reveal.js decks (`course slides`); the page template is
   `slides_template.html.j2` beside it.
 - `helpers.course.bench`: the performance benchmark (`course bench`).
+- `helpers.course.pytest_plugin`: how `pytest` spreads the notebooks over the cores (loaded by addopts).
 
 `./course` (`course.cmd` on Windows) at the course's root is the launcher: it sets up `.venv` on
 first use, then runs this command (`./course open`, `./course test`).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -88,6 +89,31 @@ def _current_env_kernel_manager():  # -> jupyter_client.KernelManager
     return KernelManager(kernel_name="python3", kernel_spec_manager=CurrentEnvSpecs())
 
 
+def _process_tree(pid: int | None) -> list:  # -> list[psutil.Process]
+    """The kernel process and every process it started (a notebook may fork workers)."""
+    import psutil
+
+    if pid is None:
+        return []
+    try:
+        kernel = psutil.Process(pid)
+        return [kernel, *kernel.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _make_sure_gone(processes: list, timeout: float = 10.0) -> None:
+    """Kill what is left of a shut-down kernel and wait for it, so the next notebook's kernel never
+    runs beside it (killing the kernel alone leaves any process it forked alive, holding memory)."""
+    import psutil
+
+    alive = [p for p in processes if p.is_running()]
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+
+
 def execute(nb: NotebookNode, cwd: Path, timeout: int = 600, allow_errors: bool = False) -> NotebookNode:
     """Run `nb` top to bottom in a fresh kernel of this Python environment, on the CPU.
 
@@ -117,8 +143,10 @@ def execute(nb: NotebookNode, cwd: Path, timeout: int = 600, allow_errors: bool 
         # nbclient shuts down only the kernels it started itself; this one we handed it.
         if client.kc is not None:
             client.kc.stop_channels()
+        kernel_tree = _process_tree(getattr(km.provisioner, "pid", None)) if km.has_kernel else []
         if km.has_kernel:
             km.shutdown_kernel(now=True)
+        _make_sure_gone(kernel_tree)
         # While a notebook runs, nbclient answers Ctrl-C (SIGINT) by killing the kernel, and the run
         # then fails as if the notebook had crashed; it keeps the cleanup it started in this
         # attribute. Turn it back into the interruption it was, so a caller stops instead of going on.

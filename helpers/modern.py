@@ -72,6 +72,17 @@ def rotate_half(x: Tensor) -> Tensor:
     return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
 
 
+def _require_rope_input(x: Tensor, positions: Tensor) -> None:
+    """x `(..., n, head_dim)` with head_dim even, positions `(n,)`: else a ValueError naming both shapes."""
+    require_tensor("x", x)
+    require_tensor("positions", positions)
+    if x.ndim < 2 or x.shape[-1] % 2:
+        raise ValueError(f"x: expected shape (..., n, head_dim) with head_dim even, got {format_shape(x.shape)}")
+    if positions.shape != (x.shape[-2],):
+        raise ValueError(f"positions: expected shape ({x.shape[-2]},) to match x {format_shape(x.shape)}, "
+                         f"got {format_shape(positions.shape)}")
+
+
 def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
     """Rotate queries or keys by their positions, in Hugging Face Llama's rotate-half convention.
 
@@ -83,13 +94,7 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
     Returns:
         `(..., n, head_dim)`: pair (i, i + head_dim/2) of token t turned by the angle t · θ_i.
     """
-    require_tensor("x", x)
-    require_tensor("positions", positions)
-    if x.ndim < 2 or x.shape[-1] % 2:
-        raise ValueError(f"x: expected shape (..., n, head_dim) with head_dim even, got {format_shape(x.shape)}")
-    if positions.shape != (x.shape[-2],):
-        raise ValueError(f"positions: expected shape ({x.shape[-2]},) to match x {format_shape(x.shape)}, "
-                         f"got {format_shape(positions.shape)}")
+    _require_rope_input(x, positions)
     cos, sin = rope_cos_sin(positions, x.shape[-1], base, x.dtype)
     return x * cos + rotate_half(x) * sin
 
@@ -100,12 +105,7 @@ def apply_rope_interleaved(x: Tensor, positions: Tensor, base: float = 10000.0) 
     Same shapes as `apply_rope`. It equals `apply_rope` on dimensions reordered as
     (0, 2, 4, ..., 1, 3, 5, ...): the two conventions differ by a fixed permutation.
     """
-    require_tensor("x", x)
-    if x.ndim < 2 or x.shape[-1] % 2:
-        raise ValueError(f"x: expected shape (..., n, head_dim) with head_dim even, got {format_shape(x.shape)}")
-    if positions.shape != (x.shape[-2],):
-        raise ValueError(f"positions: expected shape ({x.shape[-2]},) to match x {format_shape(x.shape)}, "
-                         f"got {format_shape(positions.shape)}")
+    _require_rope_input(x, positions)
     angles = positions.to(ISLAND_DTYPE)[:, None] * rope_frequencies(x.shape[-1], base).to(positions.device)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     even, odd = x[..., 0::2], x[..., 1::2]

@@ -30,6 +30,22 @@ def test_broken_candidates_fail_cleanly(check):
     assert "without calling it" in check(42).hint
 
 
+# Every named mistake of the three checks, each failing with exactly its own hint.
+MISTAKE_TABLES = [(check_causal_lm_loss, LOSS_MISTAKES), (check_top_k_filter, TOP_K_MISTAKES),
+                  (check_top_p_filter, TOP_P_MISTAKES)]
+
+
+@pytest.mark.parametrize(
+    ("check", "mistake"),
+    [(check, m) for check, table in MISTAKE_TABLES for m in table],
+    ids=[f"{check.__name__}: {m.hint.split(':')[0][:40]}" for check, table in MISTAKE_TABLES for m in table],
+)
+def test_each_mistake_gets_its_own_hint(check, mistake):
+    result = check(mistake.wrong)
+    assert result.status is Status.FAILED
+    assert result.hint == mistake.hint, result.message
+
+
 # ---- causal_lm_loss ----------------------------------------------------------------------------------------
 
 
@@ -52,14 +68,6 @@ def loss_with_a_loop(logits, tokens):
 def test_loss_correct_variants_pass(candidate):
     result = check_causal_lm_loss(candidate)
     assert result.passed, result.message
-
-
-@pytest.mark.parametrize(("hint", "mistake"), [(m.hint, m.wrong) for m in LOSS_MISTAKES],
-                         ids=[m.hint.split(":")[0][:40] for m in LOSS_MISTAKES])
-def test_loss_mistakes_get_their_own_hint(hint, mistake):
-    result = check_causal_lm_loss(mistake)
-    assert result.status is Status.FAILED
-    assert result.hint == hint, result.message
 
 
 def test_loss_hints_name_the_mistakes():
@@ -87,14 +95,6 @@ def top_k_by_sorting(logits, k):
 def test_top_k_correct_variants_pass(candidate):
     result = check_top_k_filter(candidate)
     assert result.passed, result.message
-
-
-@pytest.mark.parametrize(("hint", "mistake"), [(m.hint, m.wrong) for m in TOP_K_MISTAKES],
-                         ids=[m.hint.split(":")[0][:40] for m in TOP_K_MISTAKES])
-def test_top_k_mistakes_get_their_own_hint(hint, mistake):
-    result = check_top_k_filter(mistake)
-    assert result.status is Status.FAILED
-    assert result.hint == hint, result.message
 
 
 def test_top_k_keeping_k_plus_one_is_named():
@@ -142,14 +142,6 @@ def top_p_shifted_mask(logits, p):
 def test_top_p_correct_variants_pass(candidate):
     result = check_top_p_filter(candidate)
     assert result.passed, result.message
-
-
-@pytest.mark.parametrize(("hint", "mistake"), [(m.hint, m.wrong) for m in TOP_P_MISTAKES],
-                         ids=[m.hint.split(":")[0][:40] for m in TOP_P_MISTAKES])
-def test_top_p_mistakes_get_their_own_hint(hint, mistake):
-    result = check_top_p_filter(mistake)
-    assert result.status is Status.FAILED
-    assert result.hint == hint, result.message
 
 
 def test_top_p_dropping_the_crossing_token_is_named():

@@ -11,8 +11,8 @@ check); each notebook's checks sit in a module of their own:
     04  nb04_softmax       check_softmax, check_scaled_dot_product_attention, check_causal_mask
     05  nb05_multi_head    check_split_heads, check_merge_heads, check_multi_head_attention
     06  nb06_positional    check_sinusoidal_positional_encoding
-    07  nb07_encoder       check_layer_norm
-    08  nb08_decoder       check_decoder_layer
+    07  nb07_encoder       check_layer_norm, check_FeedForward, check_EncoderLayer
+    08  nb08_decoder       check_decoder_layer, check_DecoderLayer
     09  nb09_transformer   check_greedy_decode
     10  nb10_efficient     check_cached_attention_step, check_online_softmax_update
     11  nb11_gpt           check_causal_lm_loss, check_top_k_filter, check_top_p_filter
@@ -27,8 +27,8 @@ from helpers.checks.nb03_scaling import check_scaled_scores
 from helpers.checks.nb04_softmax import check_causal_mask, check_scaled_dot_product_attention, check_softmax
 from helpers.checks.nb05_multi_head import check_merge_heads, check_multi_head_attention, check_split_heads
 from helpers.checks.nb06_positional import check_sinusoidal_positional_encoding
-from helpers.checks.nb07_encoder import check_layer_norm
-from helpers.checks.nb08_decoder import check_decoder_layer
+from helpers.checks.nb07_encoder import check_EncoderLayer, check_FeedForward, check_layer_norm
+from helpers.checks.nb08_decoder import check_decoder_layer, check_DecoderLayer
 from helpers.checks.nb09_transformer import check_greedy_decode
 from helpers.checks.nb10_efficient import check_cached_attention_step, check_online_softmax_update
 from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
@@ -50,7 +50,10 @@ __all__ = [
     "check_multi_head_attention",  # 05
     "check_sinusoidal_positional_encoding",  # 06
     "check_layer_norm",  # 07
+    "check_FeedForward",  # 07
+    "check_EncoderLayer",  # 07
     "check_decoder_layer",  # 08
+    "check_DecoderLayer",  # 08
     "check_greedy_decode",  # 09
     "check_cached_attention_step",  # 10
     "check_online_softmax_update",  # 10

@@ -15,6 +15,7 @@ in course order, so a reader finds the code where the notebook introduced it.
     07  helpers.transformer   LayerNorm, FeedForward, EncoderLayer, Encoder
     08                        DecoderLayer, Decoder
     09                        Transformer, greedy decoding
+    07  helpers.toy_tasks     tiny tasks one layer learns in seconds: counting (07), reversal (08)
     09  helpers.data          the synthetic tasks (dates, reversal), vocabulary, padding
     09  helpers.training      schedules, label-smoothed loss, the training loop, exact match
     10  helpers.efficient     online softmax, chunked attention, the KV cache

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.axes import Axes
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 from torch import Tensor
 
 from helpers.tensors import format_shape
@@ -60,3 +61,79 @@ def attention_heatmap(
     if title:
         ax.set_title(title, pad=12)
     return ax
+
+
+# ---- notebook 07: the encoder block ----------------------------------------------------------------
+
+
+def draw_encoder_block(ax: Axes, steps: Sequence[str], skips: Sequence[tuple[int, int]], title: str) -> None:
+    """Draw one encoder layer bottom-up: `steps` are boxes ("+" draws an adder); each skip `(i, j)`
+    adds the signal leaving step i (-1 = the input) into the adder at step j (a green residual path)."""
+    y = {i: 1.2 * (i + 1) for i in range(len(steps))}
+    top = {i: y[i] + 0.3 for i in y}
+    top[-1] = 0.0
+    ax.text(0, -0.35, "x  (B, n, d_model)", ha="center", va="center", fontsize=14)
+    for i, step in enumerate(steps):
+        if step == "+":
+            ax.add_patch(Circle((0, y[i]), 0.3, facecolor="white", edgecolor="black", linewidth=2))
+            ax.text(0, y[i], "+", ha="center", va="center", fontsize=20)
+        else:
+            colour = {"LayerNorm": "#fde68a", "Feed-forward": "#bfdbfe"}.get(step, "#fecaca")
+            ax.add_patch(FancyBboxPatch((-1.3, y[i] - 0.3), 2.6, 0.6, boxstyle="round,pad=0.05",
+                                        facecolor=colour, edgecolor="black"))
+            ax.text(0, y[i], step, ha="center", va="center", fontsize=14)
+        ax.add_patch(FancyArrowPatch((0, top[i - 1]), (0, y[i] - 0.3), arrowstyle="-|>", mutation_scale=15))
+    for start, end in skips:
+        y0 = (top[start] + y[start + 1] - 0.3) / 2  # the branch point, between two steps
+        ax.plot([0, 1.8, 1.8], [y0, y0, y[end]], color="#16a34a", linewidth=2.5)
+        ax.add_patch(FancyArrowPatch((1.8, y[end]), (0.3, y[end]), arrowstyle="-|>", mutation_scale=15,
+                                     color="#16a34a", linewidth=2.5, shrinkA=0, shrinkB=0))
+    last = len(steps) - 1
+    ax.add_patch(FancyArrowPatch((0, top[last]), (0, top[last] + 0.6), arrowstyle="-|>", mutation_scale=15))
+    ax.set_xlim(-2.2, 2.2)
+    ax.set_ylim(-0.7, top[last] + 0.7)
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.axis("off")
+
+
+# ---- notebook 08: the decoder layer ----------------------------------------------------------------
+
+
+def draw_decoder_layer(ax: Axes) -> None:
+    """The post-LN decoder layer, left to right: its three sub-layers, each with add & norm and a grey
+    residual path, the encoder memory feeding the cross-attention, and where each mask acts."""
+    def box(x: float, y0: float, w: float, h: float, text: str, colour: str) -> None:
+        ax.add_patch(FancyBboxPatch((x - w / 2, y0 - h / 2), w, h, boxstyle="round,pad=0.1",
+                                    facecolor=colour, edgecolor="black", linewidth=1.5))
+        ax.text(x, y0, text, ha="center", va="center", fontsize=15)
+
+    def arrow(start: tuple[float, float], end: tuple[float, float], **style: object) -> None:
+        ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", lw=2, **style))
+
+    sublayers = [(3.0, "masked\nself-attention", "#fdae6b"), (8.0, "cross-\nattention", "#9ecae1"),
+                 (13.0, "feed-forward", "#a1d99b")]
+    ax.text(0, 0, "y", ha="center", va="center", fontsize=20)
+    previous = 0.3
+    for k, (x, text, colour) in enumerate(sublayers, start=1):
+        branch = x - 1.9
+        box(x, 0, 2.2, 1.3, text, colour)
+        box(x + 2.2, 0, 1.1, 1.3, f"add &\nnorm {k}", "#ffffb2")
+        arrow((previous, 0), (x - 1.2, 0))
+        arrow((x + 1.2, 0), (x + 1.55, 0))
+        ax.plot([branch, branch, x + 2.2], [0, 1.6, 1.6], color="grey", lw=2)  # the residual path
+        arrow((x + 2.2, 1.6), (x + 2.2, 0.8), color="grey")
+        previous = x + 2.85
+    arrow((previous, 0), (previous + 0.8, 0))
+    ax.text(previous + 1.0, 0, "out", ha="left", va="center", fontsize=20)
+    ax.text(5.3, 1.85, "residual connections", ha="center", fontsize=14, color="dimgrey")
+    box(8.0, -2.6, 3.4, 0.9, "memory M (encoder output)", "#deebf7")
+    arrow((8.0, -2.05), (8.0, -0.8))
+    ax.text(8.15, -1.45, "keys, values", ha="left", va="center", fontsize=13)
+    ax.text(7.85, -1.45, "source padding mask", ha="right", va="center", fontsize=13, color="tab:red")
+    ax.text(8.0, 0.95, "queries from y", ha="center", fontsize=13)
+    ax.text(3.0, -1.15, "causal mask", ha="center", fontsize=13, color="tab:red")
+    ax.set_xlim(-0.5, 17.2)
+    ax.set_ylim(-3.3, 2.3)
+    ax.set_aspect("equal")
+    ax.axis("off")

@@ -187,5 +187,6 @@ def check_DecoderLayer() -> Iterator[Case]:  # noqa: N802 (named after the exerc
         inputs = (y, memory) if keyword else (y, memory, tgt_mask, src_mask)
         run = ModuleRun((d_model, heads, d_ff), state, inputs, {0: "y", 1: "memory"},
                         kwargs={"tgt_mask": tgt_mask, "src_mask": src_mask} if keyword else {},
-                        seed=820 + seed, names=DECODER_NAMES, init_kwargs={"dropout": dropout, "norm_first": norm_first})
+                        seed=820 + seed, names=DECODER_NAMES,
+                        init_kwargs={"dropout": dropout, "norm_first": norm_first})
         yield Case(name, run=run)

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
+from helpers.attention import MultiHeadAttention, causal_mask, padding_mask
 from helpers.checks import Status
-from helpers.checks.nb07_encoder import _layer_norm_variant, check_layer_norm
-from helpers.checks.nb08_decoder import _decoder_variant, check_decoder_layer
+from helpers.checks.nb07_encoder import (
+    ENCODER_LAYER_MISTAKES,
+    FEED_FORWARD_MISTAKES,
+    _layer_norm_variant,
+    _torch_encoder_layer,
+    check_EncoderLayer,
+    check_FeedForward,
+    check_layer_norm,
+)
+from helpers.checks.nb08_decoder import (
+    DECODER_LAYER_MISTAKES,
+    _decoder_variant,
+    _torch_decoder_layer,
+    check_decoder_layer,
+    check_DecoderLayer,
+)
+from helpers.transformer import DecoderLayer, EncoderLayer, FeedForward, LayerNorm
 
 
 def stub(*args, **kwargs):
@@ -132,3 +149,255 @@ def test_stubs_are_not_attempted_and_broken_candidates_fail_cleanly(check):
     assert check(stub).status is Status.NOT_ATTEMPTED
     assert check(lambda *a, **k: 1 / 0).status is Status.FAILED
     assert check(lambda *a, **k: None).status is Status.FAILED
+
+
+# ---- the class checks' reference is torch's own layer ---------------------------------------------------
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_the_class_checks_reference_equals_torchs_layers(norm_first):
+    """What the class checks load (helpers' copy of torch's layer, norms perturbed) computes torch's layer."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch_encoder = nn.TransformerEncoderLayer(16, 4, 24, 0.2, batch_first=True, norm_first=norm_first).eval()
+        torch_decoder = nn.TransformerDecoderLayer(16, 4, 24, 0.2, batch_first=True, norm_first=norm_first).eval()
+    for torch_layer in (torch_encoder, torch_decoder):
+        with torch.no_grad():
+            for name, p in torch_layer.named_parameters():
+                if name.startswith("norm"):
+                    p.add_(0.3 * torch.randn_like(p))
+    encoder = EncoderLayer.from_torch(torch_encoder).eval()
+    decoder = DecoderLayer.from_torch(torch_decoder).eval()
+    tokens = torch.tensor([[4, 2, 7, 1, 3], [5, 6, 1, 0, 0]])
+    x, memory = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    torch.backends.mha.set_fastpath_enabled(False)  # compare the padded positions too
+    try:
+        with torch.no_grad():
+            torch.testing.assert_close(encoder(x, padding_mask(tokens, 0)),
+                                       torch_encoder(x, src_key_padding_mask=tokens == 0))
+            torch.testing.assert_close(decoder(x, memory, causal_mask(5), padding_mask(tokens, 0)),
+                                       torch_decoder(x, memory, tgt_mask=~causal_mask(5),
+                                                     memory_key_padding_mask=tokens == 0))
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+    # The helpers' factories the checks call build the same kind of layer, in the asked dtype.
+    assert _torch_encoder_layer(16, 4, 24, 0.2, norm_first, 1, torch.float64).norm_first == norm_first
+    assert _torch_decoder_layer(16, 4, 24, 0.2, norm_first, 1, torch.float64).norm1.weight.dtype == torch.float64
+
+
+# ---- FeedForward -----------------------------------------------------------------------------------------
+
+class FeedForwardFunctional(nn.Module):
+    """Functional ReLU and dropout, the dropout before the ReLU (they commute)."""
+
+    def __init__(self, d_model, d_ff, dropout=0.1):
+        super().__init__()
+        self.linear1, self.linear2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        h = nn.functional.dropout(self.linear1(x), self.dropout.p, self.training)
+        return self.linear2(nn.functional.relu(h))
+
+
+class FeedForwardEinsum(FeedForwardFunctional):
+    """The linear maps written out with einsum, in float64."""
+
+    def forward(self, x):
+        w1, b1 = self.linear1.weight.double(), self.linear1.bias.double()
+        h = self.dropout(torch.clamp(torch.einsum("...i,hi->...h", x.double(), w1) + b1, min=0))
+        return torch.einsum("...h,oh->...o", h, self.linear2.weight.double()) + self.linear2.bias.double()
+
+
+class FeedForwardStub(nn.Module):
+    def __init__(self, d_model, d_ff, dropout=0.1):
+        super().__init__()
+        raise NotImplementedError()
+
+
+@pytest.mark.parametrize("candidate", [FeedForward, FeedForwardFunctional, FeedForwardEinsum])
+def test_feed_forward_correct_variants_pass(candidate):
+    result = check_FeedForward(candidate)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("mistake", FEED_FORWARD_MISTAKES, ids=lambda m: m.hint[:30])
+def test_feed_forward_mistakes_get_exactly_their_hint(mistake):
+    result = check_FeedForward(mistake.wrong)
+    assert result.status is Status.FAILED and result.hint == mistake.hint, result.message
+
+
+def test_feed_forward_written_without_relu_is_named():
+    class NoReLU(FeedForwardFunctional):
+        def forward(self, x):
+            return self.linear2(self.dropout(self.linear1(x)))
+
+    assert "no activation" in check_FeedForward(NoReLU).hint
+
+
+def test_feed_forward_with_the_wrong_width_is_named():
+    class FourTimesWider(FeedForwardFunctional):
+        def __init__(self, d_model, d_ff, dropout=0.1):
+            super().__init__(d_model, 4 * d_model, dropout)
+
+    result = check_FeedForward(FourTimesWider)
+    assert result.status is Status.FAILED and "linear1.weight has shape" in result.summary
+    assert "d_ff" in result.hint and "not 4 * d_model" in result.hint
+
+
+def test_feed_forward_with_other_names_says_which_weights_do_not_fit():
+    class Sequential(nn.Module):
+        def __init__(self, d_model, d_ff, dropout=0.1):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+
+        def forward(self, x):
+            return self.net(x)
+
+    result = check_FeedForward(Sequential)
+    assert result.status is Status.FAILED
+    assert "missing linear1.weight" in result.summary and "unexpected net.0.weight" in result.summary
+    assert "linear1, linear2 and dropout" in result.hint
+
+
+# ---- EncoderLayer ----------------------------------------------------------------------------------------
+
+class EncoderLayerWritten(nn.Module):
+    """A learner's layer: nn.LayerNorm, functional dropout, keyword calls, the two orders as two methods."""
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, norm_first=False):
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attention = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.feed_forward = FeedForward(d_model, d_ff, dropout)
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), LayerNorm(d_model)
+        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x, mask=None):
+        def attend(h):
+            return self.dropout1(self.self_attention(query=h, key=h, value=h, mask=mask)[0])
+
+        def feed(h):
+            return nn.functional.dropout(self.feed_forward(h), self.dropout2.p, self.training)
+
+        if self.norm_first:
+            x = x + attend(self.norm1(x))
+            return x + feed(self.norm2(x))
+        x = self.norm1(attend(x) + x)
+        return self.norm2(feed(x) + x)
+
+
+class EncoderLayerStub(nn.Module):
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, norm_first=False):
+        super().__init__()
+        raise NotImplementedError()
+
+
+@pytest.mark.parametrize("candidate", [EncoderLayer, EncoderLayerWritten])
+def test_encoder_layer_correct_variants_pass(candidate):
+    result = check_EncoderLayer(candidate)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("mistake", ENCODER_LAYER_MISTAKES, ids=lambda m: m.hint[:30])
+def test_encoder_layer_mistakes_get_exactly_their_hint(mistake):
+    result = check_EncoderLayer(mistake.wrong)
+    assert result.status is Status.FAILED and result.hint == mistake.hint, result.message
+
+
+def test_encoder_layer_that_always_wires_post_ln_is_named():
+    class AlwaysPostLN(EncoderLayerWritten):
+        def forward(self, x, mask=None):
+            x = self.norm1(x + self.dropout1(self.self_attention(x, x, x, mask)[0]))
+            return self.norm2(x + self.dropout2(self.feed_forward(x)))
+
+    result = check_EncoderLayer(AlwaysPostLN)
+    assert "pre-LN" in result.summary and "you wired post-LN" in result.hint, result.message
+
+
+def test_encoder_layer_with_a_forgotten_norm_attribute_names_the_weights():
+    class OneNorm(EncoderLayerWritten):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            del self.norm2
+
+    result = check_EncoderLayer(OneNorm)
+    assert "missing norm2.weight, norm2.bias" in result.summary and "norm1, norm2" in result.hint
+
+
+# ---- DecoderLayer ----------------------------------------------------------------------------------------
+
+class DecoderLayerWritten(nn.Module):
+    """A learner's layer, written out sub-layer by sub-layer, with nn.LayerNorm."""
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, norm_first=False):
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attention = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.feed_forward = FeedForward(d_model, d_ff, dropout)
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model) for _ in range(3))
+        self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
+
+    def forward(self, y, memory, tgt_mask=None, src_mask=None):
+        if self.norm_first:
+            h = self.norm1(y)
+            y = y + self.dropout1(self.self_attention(h, h, h, tgt_mask)[0])
+            h = self.norm2(y)
+            y = y + self.dropout2(self.cross_attention(h, memory, memory, src_mask)[0])
+            return y + self.dropout3(self.feed_forward(self.norm3(y)))
+        y = self.norm1(y + self.dropout1(self.self_attention(y, y, y, tgt_mask)[0]))
+        y = self.norm2(y + self.dropout2(self.cross_attention(y, memory, memory, src_mask)[0]))
+        return self.norm3(y + self.dropout3(self.feed_forward(y)))
+
+
+@pytest.mark.parametrize("candidate", [DecoderLayer, DecoderLayerWritten])
+def test_decoder_layer_class_correct_variants_pass(candidate):
+    result = check_DecoderLayer(candidate)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("mistake", DECODER_LAYER_MISTAKES, ids=lambda m: m.hint[:30])
+def test_decoder_layer_class_mistakes_get_exactly_their_hint(mistake):
+    result = check_DecoderLayer(mistake.wrong)
+    assert result.status is Status.FAILED and result.hint == mistake.hint, result.message
+
+
+def test_decoder_layer_whose_memory_gets_no_gradient_fails():
+    class DetachedMemory(DecoderLayerWritten):
+        def forward(self, y, memory, tgt_mask=None, src_mask=None):
+            return super().forward(y, memory.detach(), tgt_mask, src_mask)
+
+    result = check_DecoderLayer(DetachedMemory)
+    assert result.status is Status.FAILED and "the gradient of memory in eval()" in result.summary
+
+
+def test_decoder_layer_returning_the_attention_tuple_is_told_to_keep_the_output():
+    class ReturnsTuple(DecoderLayerWritten):
+        def forward(self, y, memory, tgt_mask=None, src_mask=None):
+            return super().forward(y, memory, tgt_mask, src_mask), None
+
+    result = check_DecoderLayer(ReturnsTuple)
+    assert result.status is Status.FAILED and "tuple" in result.summary
+
+
+# ---- all class checks ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("check", "stub"), [(check_FeedForward, FeedForwardStub),
+                                             (check_EncoderLayer, EncoderLayerStub),
+                                             (check_DecoderLayer, EncoderLayerStub)])
+def test_class_checks_stub_is_not_attempted_and_broken_classes_fail_cleanly(check, stub):
+    assert check(stub).status is Status.NOT_ATTEMPTED
+    assert check(lambda *a, **k: 1 / 0).status is Status.FAILED
+    not_a_module = check(lambda *a, **k: torch.zeros(3))
+    assert not_a_module.status is Status.FAILED and "not an nn.Module" in not_a_module.summary
+    assert check(nn.Identity).status is Status.FAILED  # builds, but holds none of the weights
+    assert check(FeedForward(4, 8)).status is Status.FAILED  # an instance, not the class
+
+
+def test_class_checks_leave_the_global_random_stream_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    check_EncoderLayer(EncoderLayer)
+    check_DecoderLayer(ENCODER_LAYER_MISTAKES[0].wrong)
+    assert torch.equal(torch.rand(3), expected)

@@ -68,23 +68,6 @@ KNOWN_OVERFLOW: dict[str, list[str]] = {
         'fig, ax = plt.subplots() ax.plot(ks, formula, labe',
         'def position_similarity(codes: torch.Tensor) -> to',
     ],
-    "07_encoder_block": [
-        'def draw_block(ax: plt.Axes, steps: list[str], ski',  # 38 lines of drawing code and a diagram: 1664 px
-        'def gradient_through_stack(residual: bool, depth: ',  # 25 lines of code and its printout: 840 px
-        'layers = range(1, 31) fig, ax = plt.subplots() ax.',  # code and a plot: 730 px
-        'words = ["the", "cat", "sat", "on", "the", "mat"] ',  # 22 lines of code and a two-panel figure: 1120 px
-        'def measure_stack(norm_first: bool, depth: int, se',  # 31 lines of code and its printout: 888 px
-        'fig, axes = plt.subplots(1, 2, figsize=(14, 5.6)) ',  # 16 lines of code and a two-panel plot: 896 px
-        'parts = {"self-attention": paper_layer.self_attent',  # 12 lines of code and a plot: 826 px
-    ],
-    "08_decoder_and_cross_attention": [
-        'n_t, n_s = len(decoder_input), len(source) causal ',  # code and the mask as a figure: 768 px
-        'fig, axes = plt.subplots(1, 2, figsize=(16, 7.5)) ',  # code and a two-panel figure: 808 px
-        'change_masked = (out - out_changed).abs().amax(dim',  # 20 lines of code and a figure: 1048 px
-        'fig, axes = plt.subplots(1, 2, figsize=(17, 7)) at',  # code and a two-panel figure: 786 px
-        'fig, ax = plt.subplots(figsize=(11, 7.5)) attentio',  # code and a heatmap: 808 px
-        'fig, ax = plt.subplots(figsize=(14, 7)) ax.imshow(',  # 14 lines of code and a figure: 960 px
-    ],
     "09_full_transformer": [
         'from helpers.training import warmup_linear_decay s',  # 15 lines of code and a two-panel plot: 784 px
         'def cross_attention_map(model: Transformer, source',  # 12 lines of code and a two-panel figure: 856 px

@@ -172,7 +172,9 @@ class ModuleRun:
             results[f"the output in {mode}()"] = out
             if not isinstance(out, Tensor) or not out.requires_grad:
                 return results  # the comparison names what came back instead
-            upstream = torch.randn(out.shape, generator=generator(self.seed + 2), dtype=out.dtype)
+            # Drawn in the case's dtype, whatever the candidate returns (a float64 answer is right too).
+            dtype = next(iter(self.state.values())).dtype
+            upstream = torch.randn(out.shape, generator=generator(self.seed + 2), dtype=dtype).to(out.dtype)
             params = dict(module.named_parameters())
             wanted = [inputs[i] for i in self.grads] + [params[k] for k in self.state if k in params]
             grads = torch.autograd.grad((out * upstream).sum(), wanted, allow_unused=True)

@@ -44,10 +44,19 @@ class Trained:
     steps: int
 
 
-def _fit(model: nn.Module, batch: Callable[[torch.Generator], tuple[Tensor, ...]], loss_and_hits:
-         Callable[[nn.Module, tuple[Tensor, ...]], tuple[Tensor, Tensor]], steps: int, lr: float,
+def _classify(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Cross-entropy of `(B, n, classes)` logits against `(B, n)` labels, and which predictions are right."""
+    return nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten()), logits.argmax(-1) == target
+
+
+def _fit(build: Callable[[], nn.Module], batch: Callable[[torch.Generator], tuple[Tensor, ...]],
+         loss_and_hits: Callable[[nn.Module, tuple[Tensor, ...]], tuple[Tensor, Tensor]], steps: int, lr: float,
          seed: int) -> Trained:
-    """Adam on fresh random batches; then the accuracy on 4 new batches in eval()."""
+    """Build the model from `seed` and train it with Adam on fresh random batches; then the accuracy on
+    4 new batches in eval(). The caller's random streams are left alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build()
     g = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
@@ -91,18 +100,10 @@ class Counter(nn.Module):
         return self.output(self.layer(self.embedding(tokens)))
 
 
-def _count_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
-    tokens, counts = batch
-    logits = model(tokens)
-    return nn.functional.cross_entropy(logits.flatten(0, 1), counts.flatten()), logits.argmax(-1) == counts
-
-
 def train_counter(layer_class: type, steps: int = 150, lr: float = 1e-2, seed: int = 0) -> Trained:
     """Train a `Counter` built on `layer_class` from `seed`; the accuracy is per token, on new sentences."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Counter(layer_class)
-        return _fit(model, counting_task, _count_loss, steps, lr, seed)
+    return _fit(lambda: Counter(layer_class), counting_task, lambda model, b: _classify(model(b[0]), b[1]),
+                steps, lr, seed)
 
 
 # ---- 08: reversal ------------------------------------------------------------------------------------
@@ -140,13 +141,9 @@ class Reverser(nn.Module):
 def _reverse_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
     src, target = batch
     decoder_input = torch.cat([torch.full_like(target[:, :1], BOS), target[:, :-1]], dim=1)
-    logits = model(src, decoder_input)
-    return nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten()), logits.argmax(-1) == target
+    return _classify(model(src, decoder_input), target)
 
 
 def train_reverser(layer_class: type, steps: int = 60, lr: float = 1e-2, seed: int = 0) -> Trained:
     """Train a `Reverser` with `layer_class` as its decoder layer; accuracy per token (teacher forcing)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Reverser(layer_class)
-        return _fit(model, reversal_task, _reverse_loss, steps, lr, seed)
+    return _fit(lambda: Reverser(layer_class), reversal_task, _reverse_loss, steps, lr, seed)

@@ -12,15 +12,14 @@ from helpers.checks.nb07_encoder import (
     ENCODER_LAYER_MISTAKES,
     FEED_FORWARD_MISTAKES,
     _layer_norm_variant,
-    _torch_encoder_layer,
     check_EncoderLayer,
     check_FeedForward,
     check_layer_norm,
+    torch_layer_copy,
 )
 from helpers.checks.nb08_decoder import (
     DECODER_LAYER_MISTAKES,
     _decoder_variant,
-    _torch_decoder_layer,
     check_decoder_layer,
     check_DecoderLayer,
 )
@@ -180,8 +179,9 @@ def test_the_class_checks_reference_equals_torchs_layers(norm_first):
     finally:
         torch.backends.mha.set_fastpath_enabled(True)
     # The helpers' factories the checks call build the same kind of layer, in the asked dtype.
-    assert _torch_encoder_layer(16, 4, 24, 0.2, norm_first, 1, torch.float64).norm_first == norm_first
-    assert _torch_decoder_layer(16, 4, 24, 0.2, norm_first, 1, torch.float64).norm1.weight.dtype == torch.float64
+    assert torch_layer_copy(EncoderLayer, 16, 4, 24, 0.2, norm_first, 1, torch.float64).norm_first == norm_first
+    copy = torch_layer_copy(DecoderLayer, 16, 4, 24, 0.2, norm_first, 1, torch.float64)
+    assert isinstance(copy, DecoderLayer) and copy.norm1.weight.dtype == torch.float64
 
 
 # ---- FeedForward -----------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from helpers.checks.core import (
     seeded,
 )
 from helpers.tensors import format_shape
-from helpers.transformer import EncoderLayer, FeedForward
+from helpers.transformer import DecoderLayer, EncoderLayer, FeedForward
 
 
 def _layer_norm_variant(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5, *, eps_outside: bool = False,
@@ -251,18 +251,18 @@ def _ff_shape_hint(key: str, got: tuple[int, ...], want: tuple[int, ...]) -> str
     return _default_shape_hint(key, got, want)
 
 
-def _torch_encoder_layer(d_model: int, heads: int, d_ff: int, dropout: float, norm_first: bool,
-                         seed: int, dtype: torch.dtype) -> EncoderLayer:
-    """helpers' copy of an nn.TransformerEncoderLayer(batch_first=True, activation="relu"), norms perturbed
-    (γ = 1, β = 0 at initialisation would let a misplaced norm go unseen)."""
+def torch_layer_copy(ours: type[EncoderLayer] | type[DecoderLayer], d_model: int, heads: int, d_ff: int,
+                     dropout: float, norm_first: bool, seed: int, dtype: torch.dtype) -> nn.Module:
+    """helpers' `ours.from_torch` copy of torch's layer of the same kind (batch_first=True, activation="relu"),
+    its norms perturbed (γ = 1, β = 0 at initialisation would let a misplaced norm go unseen)."""
+    kind = nn.TransformerEncoderLayer if ours is EncoderLayer else nn.TransformerDecoderLayer
     with seeded(seed):
-        layer = nn.TransformerEncoderLayer(d_model, heads, d_ff, dropout, activation="relu", batch_first=True,
-                                           norm_first=norm_first)
+        layer = kind(d_model, heads, d_ff, dropout, activation="relu", batch_first=True, norm_first=norm_first)
         with torch.no_grad():
             for name, p in layer.named_parameters():
                 if name.startswith("norm"):
                     p.add_(0.3 * torch.randn_like(p))
-    return EncoderLayer.from_torch(layer.to(dtype))
+    return ours.from_torch(layer.to(dtype))
 
 
 @check(reference=FeedForward, mistakes=FEED_FORWARD_MISTAKES, compare=compare_parts,
@@ -276,7 +276,8 @@ def check_FeedForward() -> Iterator[Case]:  # noqa: N802 (named after the exerci
         ("a single token (8,), d_ff = 16, dropout 0.1", (8,), 16, 0.1, torch.float32),
     ]):
         d_model = shape[-1]
-        state = _torch_encoder_layer(d_model, 2, d_ff, dropout, False, 700 + seed, dtype).feed_forward.state_dict()
+        layer = torch_layer_copy(EncoderLayer, d_model, 2, d_ff, dropout, False, 700 + seed, dtype)
+        state = layer.feed_forward.state_dict()
         x = randn(generator(710 + seed), *shape, dtype=dtype)
         run = ModuleRun((d_model, d_ff, dropout), state, (x,), {0: "x"}, seed=720 + seed,
                         shape_hint=_ff_shape_hint, names="linear1, linear2 and dropout")
@@ -375,7 +376,8 @@ def check_EncoderLayer() -> Iterator[Case]:  # noqa: N802 (named after the exerc
         ("the pre-LN layer in float64 without a mask", True, False, torch.float64, False),
     ]):
         d_model, heads, d_ff, dropout = 16, 4, 24, 0.2
-        state = _torch_encoder_layer(d_model, heads, d_ff, dropout, norm_first, 730 + seed, dtype).state_dict()
+        layer = torch_layer_copy(EncoderLayer, d_model, heads, d_ff, dropout, norm_first, 730 + seed, dtype)
+        state = layer.state_dict()
         x = randn(generator(740 + seed), 2, 5, d_model, dtype=dtype)
         tokens = torch.tensor([[4, 2, 7, 1, 3], [5, 6, 1, 0, 0]])
         mask = padding_mask(tokens, 0) if padded else None

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from helpers.attention import causal_mask, padding_mask
 from helpers.checks.core import Case, Mistake, check, generator, randn, seeded
-from helpers.checks.nb07_encoder import ModuleRun, compare_parts
+from helpers.checks.nb07_encoder import ModuleRun, compare_parts, torch_layer_copy
 from helpers.transformer import DecoderLayer
 
 
@@ -146,19 +146,6 @@ DECODER_NAMES = ("self_attention and cross_attention (two MultiHeadAttention), f
                  "norm1, norm2, norm3 and dropout1, dropout2, dropout3")
 
 
-def _torch_decoder_layer(d_model: int, heads: int, d_ff: int, dropout: float, norm_first: bool, seed: int,
-                         dtype: torch.dtype) -> DecoderLayer:
-    """helpers' copy of an nn.TransformerDecoderLayer(batch_first=True, activation="relu"), norms perturbed."""
-    with seeded(seed):
-        layer = nn.TransformerDecoderLayer(d_model, heads, d_ff, dropout, activation="relu", batch_first=True,
-                                           norm_first=norm_first)
-        with torch.no_grad():
-            for name, p in layer.named_parameters():
-                if name.startswith("norm"):
-                    p.add_(0.3 * torch.randn_like(p))
-    return DecoderLayer.from_torch(layer.to(dtype))
-
-
 @check(reference=DecoderLayer, mistakes=DECODER_LAYER_MISTAKES, compare=compare_parts,
        passed="{cases} cases: post-LN and pre-LN, causal and padding masks, float64; outputs, the gradients of y, "
               "memory and every weight in eval() and train(), parameter count: equal to nn.TransformerDecoderLayer "
@@ -178,7 +165,8 @@ def check_DecoderLayer() -> Iterator[Case]:  # noqa: N802 (named after the exerc
         ("the post-LN layer in float64, 6 target and 3 source tokens", False, 6, 3, torch.float64, False),
         ("the pre-LN layer in float64, 3 target and 4 source tokens", True, 3, 4, torch.float64, False),
     ]):
-        state = _torch_decoder_layer(d_model, heads, d_ff, dropout, norm_first, 800 + seed, dtype).state_dict()
+        layer = torch_layer_copy(DecoderLayer, d_model, heads, d_ff, dropout, norm_first, 800 + seed, dtype)
+        state = layer.state_dict()
         g = generator(810 + seed)
         y, memory = randn(g, 2, n_t, d_model, dtype=dtype), randn(g, 2, n_s, d_model, dtype=dtype)
         src = torch.ones(2, n_s, dtype=torch.long)

@@ -100,7 +100,7 @@ class Counter(nn.Module):
         return self.output(self.layer(self.embedding(tokens)))
 
 
-def train_counter(layer_class: type, steps: int = 150, lr: float = 1e-2, seed: int = 0) -> Trained:
+def train_counter(layer_class: type, steps: int = 200, lr: float = 1e-2, seed: int = 0) -> Trained:
     """Train a `Counter` built on `layer_class` from `seed`; the accuracy is per token, on new sentences."""
     return _fit(lambda: Counter(layer_class), counting_task, lambda model, b: _classify(model(b[0]), b[1]),
                 steps, lr, seed)
@@ -144,6 +144,6 @@ def _reverse_loss(model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, 
     return _classify(model(src, decoder_input), target)
 
 
-def train_reverser(layer_class: type, steps: int = 60, lr: float = 1e-2, seed: int = 0) -> Trained:
+def train_reverser(layer_class: type, steps: int = 80, lr: float = 1e-2, seed: int = 0) -> Trained:
     """Train a `Reverser` with `layer_class` as its decoder layer; accuracy per token (teacher forcing)."""
     return _fit(lambda: Reverser(layer_class), reversal_task, _reverse_loss, steps, lr, seed)

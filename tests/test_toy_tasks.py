@@ -24,12 +24,12 @@ def test_reversal_target_is_the_source_backwards():
 
 def test_a_correct_encoder_layer_learns_to_count():
     counting = toy_tasks.train_counter(EncoderLayer)
-    assert counting.accuracy > 0.9 and counting.last_loss < counting.first_loss / 4
+    assert counting.accuracy > 0.9 and counting.last_loss < counting.first_loss / 10
 
 
 def test_a_correct_decoder_layer_learns_to_reverse():
     reversal = toy_tasks.train_reverser(DecoderLayer)
-    assert reversal.accuracy > 0.9 and reversal.last_loss < reversal.first_loss / 4
+    assert reversal.accuracy > 0.9 and reversal.last_loss < reversal.first_loss / 10
 
 
 def test_a_decoder_layer_without_cross_attention_cannot_reverse():

@@ -401,3 +401,14 @@ def test_class_checks_leave_the_global_random_stream_alone():
     check_EncoderLayer(EncoderLayer)
     check_DecoderLayer(ENCODER_LAYER_MISTAKES[0].wrong)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_layer_that_runs_without_gradients_is_told_so():
+    class NoGrad(EncoderLayerWritten):
+        def forward(self, x, mask=None):
+            with torch.no_grad():
+                return super().forward(x, mask)
+
+    result = check_EncoderLayer(NoGrad)
+    assert result.status is Status.FAILED and "carries no gradient" in result.summary
+    assert "torch.no_grad()" in result.hint

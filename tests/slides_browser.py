@@ -138,7 +138,9 @@ window.courseInspect = async () => {
   await Promise.all(images.map(img => img.decode().catch(() => null)));
   const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
       ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '');
-  const skip = el => el.closest('aside.notes, script, style');
+  // Inside a closed <details> only the summary shows (Chromium still gives the rest a size).
+  const folded = el => el.parentElement && el.parentElement.closest('details:not([open])') && !el.closest('summary');
+  const skip = el => el.closest('aside.notes, script, style') || folded(el);
   // A formula and a block of code are measured as a whole (their insides are thousands of spans).
   const whole = '.MathJax, .MathJax_Display, .MathJax_Preview, pre';
   const inside = el => el.parentElement && el.parentElement.closest(whole);

@@ -376,9 +376,13 @@ def test_browser_check_catches_overflow_untypeset_math_and_missing_images(browse
 def test_a_folded_answer_is_hidden_until_its_summary_is_clicked(browser, tmp_path):
     context, log = browser
     folder = tmp_path / "notebooks"
-    write_notebook(folder, "00_folded", [slide("slide", "# 00 · Folded\n\nAnswers stay shut."), slide("slide", FOLDED)])
+    long_answer = "## A long answer\n\n<details><summary>Answer</summary>\n\n" + "\n\n".join(
+        f"Line {i} of an answer taller than the slide." for i in range(40)) + "\n\n</details>"
+    cells = [slide("slide", "# 00 · Folded\n\nAnswers stay shut."), slide("slide", FOLDED), slide("slide", long_answer)]
+    write_notebook(folder, "00_folded", cells)
     path = slides.export_decks(folder, tmp_path / "out").decks[0].path
     inspection = inspect_deck(context, log, path)
+    # Shut, the long answer takes one line: what a folded block hides is not measured.
     assert inspection.problems() == [] and len(inspection.slides[1]["details"]) == 3
     page = open_deck(context, log, path)
     try:

@@ -189,7 +189,8 @@ window.courseInspect = async () => {
   const heading = slide.querySelector('h1, h2, h3, h4');
   const visible = Array.from(slide.children).filter(el => !el.matches('aside.notes'));
   // The slide's first line as the audience sees it (notes, folded content and hidden math left out).
-  const firstLine = ((slide.innerText || '').split('\n').map(line => line.trim()).find(Boolean) || '');
+  const firstLine = (slide.innerText || '').split('\n').map(line => line.trim()).find(Boolean)
+      || (slide.querySelector('img') ? '(a figure, no text)' : '');
   // Folded blocks: one that is open, or holds nothing but its summary, gives its answer away.
   const details = Array.from(slide.querySelectorAll('details')).map(d => {
     const summary = d.querySelector(':scope > summary');

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -139,7 +138,9 @@ window.courseInspect = async () => {
   await Promise.all(images.map(img => img.decode().catch(() => null)));
   const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
       ? '.' + el.className.trim().split(/\s+/).slice(0, 2).join('.') : '');
-  const skip = el => el.closest('aside.notes, script, style');
+  // Inside a closed <details> only the summary shows (Chromium still gives the rest a size).
+  const folded = el => el.parentElement && el.parentElement.closest('details:not([open])') && !el.closest('summary');
+  const skip = el => el.closest('aside.notes, script, style') || folded(el);
   // A formula and a block of code are measured as a whole (their insides are thousands of spans).
   const whole = '.MathJax, .MathJax_Display, .MathJax_Preview, pre';
   const inside = el => el.parentElement && el.parentElement.closest(whole);
@@ -187,9 +188,21 @@ window.courseInspect = async () => {
   };
   const heading = slide.querySelector('h1, h2, h3, h4');
   const visible = Array.from(slide.children).filter(el => !el.matches('aside.notes'));
+  // The slide's first line as the audience sees it (notes, folded content and hidden math left out).
+  const firstLine = (slide.innerText || '').split('\n').map(line => line.trim()).find(Boolean)
+      || (slide.querySelector('img') ? '(a figure, no text)' : '');
+  // Folded blocks: one that is open, or holds nothing but its summary, gives its answer away.
+  const details = Array.from(slide.querySelectorAll('details')).map(d => {
+    const summary = d.querySelector(':scope > summary');
+    const content = Array.from(d.childNodes).filter(node => node !== summary)
+      .map(node => node.textContent || '').join('').trim();
+    return {open: d.open, summary: summary ? plainText(summary).slice(0, 40) : '', content: content.length};
+  });
   return {
     indices: Reveal.getIndices(slide),
     title: (heading ? plainText(heading) : plainText(slide)).slice(0, 50),
+    firstLine: firstLine.slice(0, 60),
+    details,
     present: slide.classList.contains('present') && getComputedStyle(slide).display !== 'none',
     height: slide.getBoundingClientRect().height / scale,
     text: (slide.innerText || '').trim().length,
@@ -217,28 +230,26 @@ class DeckInspection:
     math_errors: list[str]
     log: BrowserLog
 
-    def overflowing(self) -> list[str]:
-        """Titles of the slides whose content overflows the slide or is cut off."""
-        return [s["title"] for s in self.slides if _overflows(s)]
+    def where(self, number: int) -> str:
+        """Slide `number` (1-based, as reveal.js counts) named for a reader: deck, number, position, first line."""
+        s = self.slides[number - 1]
+        return f"{self.name} slide {number} ({s['indices']['h']}/{s['indices']['v']}, {s['firstLine']!r})"
 
-    def problems(self, known_overflow: Iterable[str] = ()) -> list[str]:
-        """One line per problem: which slide (number as reveal.js shows it, and title) and what.
+    def overflowing(self) -> list[int]:
+        """Numbers (1-based) of the slides whose content overflows the slide or is cut off."""
+        return [number for number, s in enumerate(self.slides, start=1) if _overflows(s)]
 
-        `known_overflow`: titles of slides whose overflow is known (listed in the test); not reported.
-        """
-        known = Counter(known_overflow)
+    def problems(self) -> list[str]:
+        """One line per problem: which slide (number as reveal.js shows it, position, first line) and what."""
         found = [f"{self.name}: the deck asked the network for {url}" for url in self.log.remote_requests]
         found += [f"{self.name}: a script failed: {error}" for error in self.log.page_errors]
         found += [f"{self.name}: could not load {url}" for url in self.log.failed_loads]
         found += [f"{self.name}: MathJax could not typeset: {error}" for error in self.math_errors]
         for number, s in enumerate(self.slides, start=1):
-            where = f"{self.name} slide {number} ({s['indices']['h']}/{s['indices']['v']}, {s['title']!r})"
+            where = self.where(number)
             if not s["present"] or s["height"] <= 0 or not (s["text"] or s["pictures"]):
                 found.append(f"{where}: does not render (empty or hidden)")
             sides = {side: by for side, by in s["overflow"].items() if by > TOLERANCE}
-            if _overflows(s) and known[s["title"]] > 0:
-                known[s["title"]] -= 1
-                sides, s = {}, {**s, "clipped": []}
             if sides:
                 what = ", ".join(f"{by:.0f}px past the {side}" for side, by in sides.items())
                 found.append(f"{where}: content overflows the slide: {what} (worst: {s['worst']})")
@@ -251,6 +262,12 @@ class DeckInspection:
                 found.append(f"{where}: LaTeX not typeset: {s['rawTex'][:3]}")
             if s["mathErrors"]:
                 found.append(f"{where}: LaTeX error shown: {s['mathErrors'][:3]}")
+            for block in s["details"]:
+                if block["open"]:
+                    found.append(f"{where}: the folded block {block['summary']!r} is open: its answer shows")
+                elif not block["content"]:
+                    found.append(f"{where}: the folded block {block['summary']!r} is empty: its content was "
+                                 "exported outside it, in plain sight")
         return found
 
 
@@ -283,3 +300,23 @@ def inspect_deck(
         return DeckInspection(name=name, slides=slides, math_errors=list(math_errors), log=seen)
     finally:
         page.close()
+
+
+def screenshot_slides(context, log: BrowserLog, path: Path, numbers: Iterable[int], folder: Path) -> list[Path]:
+    """Save slides `numbers` (1-based, every fragment shown) of a deck as folder/slide-NN.png."""
+    log.clear()
+    page = open_deck(context, log, path)
+    saved = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for number in numbers:
+            page.evaluate(
+                "n => { const ix = Reveal.getIndices(Reveal.getSlides()[n - 1]); Reveal.slide(ix.h, ix.v, 1000); }",
+                number,
+            )
+            page.evaluate("() => Promise.all(Array.from(document.images).map(img => img.decode().catch(() => null)))")
+            saved.append(folder / f"slide-{number:02d}.png")
+            page.screenshot(path=str(saved[-1]))
+    finally:
+        page.close()
+    return saved

@@ -8,16 +8,16 @@ the first slides of each deck land in tests/artifacts/slides/ (ignored by git).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-from slides_browser import HOW_TO_INSTALL, chromium, find_chromium, inspect_deck, open_deck
+from slides_browser import HOW_TO_INSTALL, chromium, find_chromium, inspect_deck, open_deck, screenshot_slides
 
 from helpers.course import slides
 from helpers.course.cli import main
@@ -27,54 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "tests" / "artifacts" / "slides"
 DECKS = [p.stem for p in notebook_paths(NOTEBOOKS)]
-
-# Slides that overflow because ONE cell (code with its figure or printed output) is taller than a
-# slide: slide metadata cannot fix them, the notebook's content must (a shorter cell, a smaller
-# figure, plotting code moved into helpers.plotting). Listed by deck and slide title as the test
-# reports them. Any other overflow fails the test, and so does a listed slide that fits again:
-# then delete its line. The list only shrinks.
-KNOWN_OVERFLOW: dict[str, list[str]] = {
-    "00_welcome": [
-        'def forgot_to_sum(a: torch.Tensor, b: torch.Tensor',
-        'import matplotlib.pyplot as plt degrees = torch.ra',
-    ],
-    "01_queries_keys_values": [
-        'sentence = ["the", "cat", "sat", "on", "the", "mat',
-        'from helpers.plotting import attention_heatmap fig',
-        'def with_linear_convention(X, W_q, W_k, W_v): retu',
-    ],
-    "02_attention_scores": [
-        'fig, ax = plt.subplots(figsize=(9, 6.5)) colours =',
-        'd_model_paper, d_k_paper = 512, 64 lengths_n = [2*',
-        'fig, ax = plt.subplots() ax.loglog(lengths_n, scor',
-    ],
-    "03_scaling": [
-        'fig, ax = plt.subplots() ax.loglog(dims, dims, "-"',
-        'def no_scaling(Q: torch.Tensor, K: torch.Tensor) -',
-        'styles = {"unscaled": ("o-", "C3"), "÷ √d_k": ("s-',
-        'from helpers.plotting import attention_heatmap tok',
-        'fig, ax = plt.subplots() for name, (marker, colour',
-    ],
-    "04_softmax_and_attention": [
-        '_, w_after = attention_zeroed_after(*project_qkv(X',
-    ],
-    "05_multi_head_attention": [
-        'def draw_matrix(ax, values, left, top, colours, ro',
-        'fig, axes = plt.subplots(2, 2, figsize=(12, 11)) n',
-    ],
-    "06_positional_encoding": [
-        'pe_128 = positional.sinusoidal_positional_encoding',
-        'fig, ax = plt.subplots(figsize=(10, 6)) image = ax',
-        'fig, ax = plt.subplots() ax.plot(ks, formula, labe',
-        'def position_similarity(codes: torch.Tensor) -> to',
-    ],
-    "09_full_transformer": [
-        'from helpers.training import warmup_linear_decay s',  # 15 lines of code and a two-panel plot: 784 px
-        'def cross_attention_map(model: Transformer, source',  # 12 lines of code and a two-panel figure: 856 px
-        'hits = total = 0 for source, target in reverse_tes',  # 20 lines of code and a figure: 1058 px
-        'test_data = encode_pairs(test_pairs) loss_honest, ',  # 14 lines of code, a printout and a figure: 1010 px
-    ],
-}
 
 # Where a page points at a file: src=, href= (not in-page anchors), CSS url() and @import.
 LOCAL_REFERENCE = re.compile(r"""(?:\b(?:src|href)\s*=\s*["']|url\(\s*["']?|@import\s+url\(\s*["']?)([^"')#?\s]+)""")
@@ -230,6 +182,120 @@ def test_assets_come_from_installed_packages_not_the_repository():
     assert not [p for p in tracked if p.is_file()], "reveal.js is never copied into the repository"
 
 
+# --- folded blocks, figure-only cells, local images ---------------------------------------------
+
+# How the notebooks fold hints and answers: a blank line after <summary> and before </details>,
+# several blocks in one cell, markdown (code, math, a code block) inside.
+FOLDED = """## Check your understanding
+
+1. Why divide by the square root?
+
+<details><summary>Hint 1: the idea</summary>
+
+The variance of a **dot product** grows like $d_k$: call `math.sqrt(d_k)`.
+
+</details>
+<details><summary>Answer</summary>
+
+The secret answer, $\\sqrt{d_k} = 8$, and its code:
+
+```python
+scores = Q @ K.mT / math.sqrt(d_k)
+```
+
+</details>
+
+2. Last question, no blank line before the end.
+
+<details><summary>Answer</summary>
+
+Another secret answer.
+</details>
+"""
+
+
+def folded_blocks(page: str) -> list:
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(page, "html.parser").find_all("details")
+
+
+def test_folded_blocks_keep_their_rendered_markdown_inside(tmp_path):
+    folder = tmp_path / "notebooks"
+    write_notebook(folder, "00_folded", [slide("slide", FOLDED)])
+    page = slides.export_decks(folder, tmp_path / "out").decks[0].path.read_text(encoding="utf-8")
+    blocks = folded_blocks(page)
+    assert [b.summary.get_text() for b in blocks] == ["Hint 1: the idea", "Answer", "Answer"]
+    assert not any(b.has_attr("open") for b in blocks)
+    hint, answer, last = blocks
+    assert hint.find("strong").get_text() == "dot product" and hint.find("code").get_text() == "math.sqrt(d_k)"
+    assert "$d_k$" in hint.get_text()  # math left for MathJax, inside the block
+    assert "$\\sqrt{d_k} = 8$" in answer.get_text()
+    assert "scores = Q @ K.mT / math.sqrt(d_k)" in answer.find("pre").get_text()  # the code block, highlighted
+    assert "Another secret answer." in last.get_text()
+    # Nothing of the folded text is left outside the blocks.
+    for block in blocks:
+        block.decompose()
+    from bs4 import BeautifulSoup
+
+    outside = BeautifulSoup(str(BeautifulSoup(page, "html.parser")), "html.parser")
+    for block in outside.find_all("details"):
+        block.decompose()
+    assert "secret" not in outside.get_text() and "dot product" not in outside.get_text()
+
+
+def test_the_course_notebooks_fold_every_details_block_with_its_content(course_decks):
+    out, _ = course_decks
+    for name in DECKS:
+        page = (out / f"{name}.slides.html").read_text(encoding="utf-8")
+        for block in folded_blocks(page):
+            content = "".join(str(c) for c in block.contents if c is not block.summary).strip()
+            assert content and not block.has_attr("open"), f"{name}: {block.summary} exported open or empty"
+
+
+def test_figure_only_cells_show_their_outputs_without_their_code(tmp_path):
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    tagged = slide("slide", "draw_the_long_diagram(ax)  # tagged", new_code_cell)
+    tagged.metadata["tags"] = [slides.FIGURE_ONLY_TAG]
+    tagged.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"}),
+                      nbformat.v4.new_output("stream", text="printed by the tagged cell\n")]
+    plain = slide("slide", "print('shown with its code')  # untagged", new_code_cell)
+    plain.outputs = [nbformat.v4.new_output("stream", text="printed by the untagged cell\n")]
+    other_tag = slide("slide", "x = 1  # another tag", new_code_cell)
+    other_tag.metadata["tags"] = ["nbval-ignore-output"]
+    folder = tmp_path / "notebooks"
+    path = write_notebook(folder, "00_figures", [slide("slide", "# 00 · Figures"), tagged, plain, other_tag])
+    before = path.read_bytes()
+    page = slides.export_decks(folder, tmp_path / "out").decks[0].path.read_text(encoding="utf-8")
+    assert "draw_the_long_diagram" not in page and "printed by the tagged cell" in page
+    assert page.count(f"data:image/png;base64,{png}") == 1
+    assert "shown with its code" in page and "printed by the untagged cell" in page and "another tag" in page
+    assert path.read_bytes() == before, "the notebook itself keeps its code (JupyterLab and RISE unchanged)"
+
+
+def test_course_figure_only_tags_sit_on_code_cells_with_a_figure():
+    for path in notebook_paths(NOTEBOOKS):
+        for number, cell in enumerate(read_notebook(path).cells):
+            if slides.FIGURE_ONLY_TAG in cell.metadata.get("tags", []):
+                assert cell.cell_type == "code", f"{path.name} cell {number}: the tag hides code cells' input only"
+                kinds = {kind for o in cell.get("outputs", []) for kind in o.get("data", {})}
+                assert kinds & {"image/png", "image/svg+xml"}, f"{path.name} cell {number}: tagged, but no figure"
+
+
+def test_markdown_images_beside_the_notebook_are_embedded(tmp_path):
+    folder = tmp_path / "notebooks"
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "a.png").write_bytes(b"\x89PNG fake bytes")
+    (tmp_path / "secret.png").write_bytes(b"outside the notebooks' folder")
+    cell = slide("slide", "# 00 · Images\n\n![a figure](figures/a.png)\n\n<img src='figures/a.png' width=10>\n\n"
+                 "<img src=\"../secret.png\">\n\n<img src=\"gone.png\">")
+    write_notebook(folder, "00_images", [cell])
+    page = slides.export_decks(folder, tmp_path / "out").decks[0].path.read_text(encoding="utf-8")
+    data = "data:image/png;base64,iVBORyBmYWtlIGJ5dGVz"
+    assert page.count(data) == 2 and "figures/a.png" not in page
+    assert 'src="../secret.png"' in page and 'src="gone.png"' in page  # left alone: the browser test reports them
+
+
 @pytest.fixture(scope="session")
 def course_decks(tmp_path_factory) -> tuple[Path, float]:
     """Every course notebook exported once, and how long the export took (seconds)."""
@@ -307,6 +373,48 @@ def test_browser_check_catches_overflow_untypeset_math_and_missing_images(browse
     assert inspection.slides[0]["math"] >= 1 and inspection.slides[0]["notes"] == 1
 
 
+def test_a_folded_answer_is_hidden_until_its_summary_is_clicked(browser, tmp_path):
+    context, log = browser
+    folder = tmp_path / "notebooks"
+    long_answer = "## A long answer\n\n<details><summary>Answer</summary>\n\n" + "\n\n".join(
+        f"Line {i} of an answer taller than the slide." for i in range(40)) + "\n\n</details>"
+    cells = [slide("slide", "# 00 · Folded\n\nAnswers stay shut."), slide("slide", FOLDED), slide("slide", long_answer)]
+    write_notebook(folder, "00_folded", cells)
+    path = slides.export_decks(folder, tmp_path / "out").decks[0].path
+    inspection = inspect_deck(context, log, path)
+    # Shut, the long answer takes one line: what a folded block hides is not measured.
+    assert inspection.problems() == [] and len(inspection.slides[1]["details"]) == 3
+    page = open_deck(context, log, path)
+    try:
+        page.evaluate("() => Reveal.slide(1, 0)")
+        section = page.locator("section.present:not(.stack)")
+        answer = section.locator("details p", has_text="The secret answer")
+        code = section.locator("details pre", has_text="scores = Q @ K.mT")
+        assert not answer.is_visible() and not code.is_visible()
+        assert "secret" not in section.inner_text()
+        section.locator("summary", has_text="Answer").first.click()
+        answer.wait_for(state="visible")
+        assert code.is_visible() and answer.locator(".MathJax").count() == 1, "opened: text, code and typeset math"
+        assert not section.locator("details p", has_text="Another secret answer").is_visible(), "the others stay shut"
+    finally:
+        page.close()
+    assert log.remote_requests == [] and log.page_errors == []
+
+
+def test_browser_check_catches_open_and_empty_folded_blocks(browser, tmp_path):
+    context, log = browser
+    folder = tmp_path / "notebooks"
+    cells = [slide("slide", "# 00 · Fine\n\nA first slide."),
+             slide("slide", "## Open\n\n<details open><summary>Answer</summary>\n\nIn plain sight.\n\n</details>"),
+             slide("slide", "## Empty\n\n<details><summary>Hint</summary></details>\n\nThe hint, outside.")]
+    write_notebook(folder, "00_unfolded", cells)
+    path = slides.export_decks(folder, tmp_path / "out").decks[0].path
+    problems = inspect_deck(context, log, path).problems()
+    assert len(problems) == 2, problems
+    assert " slide 2 (1/0, 'Open')" in problems[0] and "'Answer' is open" in problems[0]
+    assert " slide 3 (2/0, 'Empty')" in problems[1] and "'Hint' is empty" in problems[1]
+
+
 def test_speaker_view_shows_the_notes_offline(browser, tiny_deck):
     context, log = browser
     log.clear()
@@ -326,17 +434,48 @@ def test_speaker_view_shows_the_notes_offline(browser, tiny_deck):
     assert log.remote_requests == [] and log.page_errors == []
 
 
-@pytest.mark.parametrize("name", DECKS)
-def test_every_slide_renders_fits_and_is_typeset(browser, course_decks, name):
+# What the decks' inspection found, deck by deck, for the totals at the end.
+INSPECTED: dict[str, object] = {}
+OVERFLOW_HINT = (
+    "An overflowing slide: start a new slide (slide_type subslide) at a natural break; if one code cell "
+    "with its figure is taller than a slide, tag it slide-figure-only (CONTRIBUTING.md, \"Slides\")."
+)
+
+
+def inspect_course_deck(browser, course_decks, name: str):
     context, log = browser
     out, _ = course_decks
     inspection = inspect_deck(context, log, out / f"{name}.slides.html", screenshots=ARTIFACTS / name, shots=3)
+    INSPECTED[name] = inspection
+    return inspection
+
+
+@pytest.mark.parametrize("name", DECKS)
+def test_every_slide_renders_fits_and_is_typeset(browser, course_decks, name):
+    inspection = inspect_course_deck(browser, course_decks, name)
     assert len(inspection.slides) == slides.count_slides(read_notebook(NOTEBOOKS / f"{name}.ipynb"))
     assert (ARTIFACTS / name / "slide-01.png").is_file()
-    known = KNOWN_OVERFLOW.get(name, [])
-    problems = inspection.problems(known_overflow=known)
-    fits_now = list((Counter(known) - Counter(inspection.overflowing())).elements())
-    problems += [f"{name}: {title!r} fits on its slide now: delete it from KNOWN_OVERFLOW" for title in fits_now]
-    hint = ("\nAn overflowing slide: start a new slide (subslide) at a natural break; if one cell alone is "
-            "taller than a slide, make the cell shorter (see KNOWN_OVERFLOW).")
-    assert not problems, f"{len(problems)} problem(s) in {name}:\n" + "\n".join(problems) + hint
+    problems = inspection.problems()
+    if inspection.overflowing():  # a picture of each overflowing slide, to see what to split
+        context, log = browser
+        out, _ = course_decks
+        shots = screenshot_slides(context, log, out / f"{name}.slides.html", inspection.overflowing(),
+                                  ARTIFACTS / name / "overflowing")
+        problems.append(f"screenshots of the overflowing slides: {shots[0].parent}")
+    assert not problems, f"{len(problems)} problem(s) in {name}:\n" + "\n".join(problems) + "\n" + OVERFLOW_HINT
+
+
+def test_all_decks_total_slides_and_none_overflows(browser, course_decks, capsys):
+    """Runs after the decks (same file, same worker): every deck's slides, and the overflowing ones."""
+    inspections = [INSPECTED.get(name) or inspect_course_deck(browser, course_decks, name) for name in DECKS]
+    overflowing = [i.where(number) for i in inspections for number in i.overflowing()]
+    total = sum(len(i.slides) for i in inspections)
+    line = f"slides: {len(DECKS)} decks, {total} slides, {len(overflowing)} overflowing"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "totals.txt").write_text(line + "\n" + "".join(f"{w}\n" for w in overflowing), encoding="utf-8")
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        print(line)  # a worker's terminal is not the user's: shown with -rP, and in tests/artifacts/slides/
+    else:
+        with capsys.disabled():
+            print(f"\n{line}")
+    assert not overflowing, f"{len(overflowing)} slide(s) overflow:\n" + "\n".join(overflowing) + "\n" + OVERFLOW_HINT

@@ -11,14 +11,26 @@ time from two installed PyPI packages (never from the repository, never from the
 The output folder holds ``NN_name.slides.html`` per notebook, ``index.html`` (links to the
 decks) and ``_assets/`` (reveal.js and MathJax). Copy the folder anywhere: it is self-contained.
 Files the command did not write are never overwritten.
+
+Two things differ from nbconvert's defaults, so that a deck shows what JupyterLab shows:
+
+- folded ``<details>`` blocks stay folded, their markdown rendered inside them. nbconvert's
+  ``embed_images`` option re-parses every HTML block on its own, which closes a ``<details>``
+  at once and leaves its content outside it; so decks export without it and embed the
+  markdown's local images themselves (``embed_local_images``);
+- a code cell tagged ``slide-figure-only`` (``FIGURE_ONLY_TAG``) shows only its outputs in
+  the deck, for a figure whose code and picture together are taller than a slide.
+  JupyterLab and RISE ignore the tag.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import html
 import importlib.metadata
 import importlib.util
+import mimetypes
 import os
 import re
 import shutil
@@ -35,6 +47,9 @@ from helpers.course.notebooks import CourseError, notebook_paths, read_notebook
 #: Slide size in CSS pixels: 16:9, what projectors and lecture-hall screens show.
 SLIDE_WIDTH = 1280
 SLIDE_HEIGHT = 720
+
+#: A code cell with this tag (metadata.tags) shows only its outputs in a deck (input hidden).
+FIGURE_ONLY_TAG = "slide-figure-only"
 
 ASSETS = "_assets"
 #: A file inside ASSETS that says the course wrote the folder (and with which package versions).
@@ -73,6 +88,8 @@ _REMOTE_REFERENCE = re.compile(
 )
 
 _STYLE = re.compile(r"<style[^>]*>.*?</style>", re.S | re.I)
+# An <img> tag's src attribute (quoted), as the markdown renderer writes it or an author typed it.
+_IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])(.*?)\2""", re.S | re.I)
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 
 # The page template: nbconvert's reveal template, minus everything it loads from CDNs
@@ -227,8 +244,12 @@ def count_slides(nb: NotebookNode) -> int:
 def exporter():  # -> nbconvert.SlidesExporter
     """nbconvert's reveal.js exporter, set up for decks that load only files beside them."""
     from nbconvert import SlidesExporter
+    from traitlets.config import Config
 
+    # nbconvert's TagRemovePreprocessor (on by default) drops the input of a tagged cell, keeps its outputs.
+    config = Config({"TagRemovePreprocessor": {"remove_input_tags": {FIGURE_ONLY_TAG}}})
     return SlidesExporter(
+        config=config,
         raw_template=TEMPLATE,
         reveal_url_prefix=f"{ASSETS}/reveal.js",
         reveal_theme="white",
@@ -241,7 +262,9 @@ def exporter():  # -> nbconvert.SlidesExporter
         require_js_url="",
         jquery_url="",
         mermaid_js_url="",
-        embed_images=True,
+        # Off: it re-parses each HTML block alone and so empties every <details> (see the module's
+        # docstring); render_deck embeds the markdown's local images instead.
+        embed_images=False,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
@@ -258,10 +281,33 @@ def render_deck(nb: NotebookNode, name: str, folder: Path, using=None) -> str:
     )
     # Style sheets nbconvert inlines carry credits with web addresses in comments: a deck has no use for them.
     body = _STYLE.sub(lambda m: _CSS_COMMENT.sub("", m.group(0)), body)
+    body = embed_local_images(body, folder)
     remote = remote_references(body)
     if remote:
         raise CourseError(f"{name}: the deck would load {remote[0]} from the network ({len(remote)} such reference(s))")
     return body
+
+
+def embed_local_images(page: str, folder: Path) -> str:
+    """`page` with every <img> whose src is a file inside `folder` turned into a data: address.
+
+    Addresses outside `folder`, remote ones, data: ones and files that are not there stay as
+    they are (the browser test reports an image that does not load).
+    """
+    base = folder.resolve()
+
+    def embed(match: re.Match) -> str:
+        src = html.unescape(match.group(3))
+        if not src or re.match(r"^[a-z][a-z0-9+.-]*:|^//|^#", src, re.I):
+            return match.group(0)  # data:, http:, attachment:, //host, #anchor
+        path = (base / src).resolve()
+        if base not in path.parents or not path.is_file():
+            return match.group(0)
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f"{match.group(1)}{match.group(2)}data:{mime};base64,{data}{match.group(2)}"
+
+    return _IMG_SRC.sub(embed, page)
 
 
 def remote_references(text: str) -> list[str]:

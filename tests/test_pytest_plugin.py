@@ -1,0 +1,105 @@
+"""How the suite spreads over the workers (helpers/course/pytest_plugin.py): jobs, longest first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from helpers.course.pytest_plugin import DURATIONS_KEY, job_of, own_job, pytest_collection_modifyitems
+
+
+class FakeItem:
+    """What the ordering reads of a test: its id, its path, its `long_running` marker."""
+
+    def __init__(self, nodeid: str, long_running: bool = False) -> None:
+        self.nodeid = nodeid
+        self.path = Path(nodeid.split("::", 1)[0])
+        self.long_running = long_running
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return object() if name == "long_running" and self.long_running else None
+
+
+class FakeCell(FakeItem):
+    pass
+
+
+FakeCell.__module__ = "nbval.plugin"  # what makes an item a notebook cell for the plugin
+
+
+class FakeCache:
+    def __init__(self, known: dict[str, float]) -> None:
+        self.known = known
+
+    def get(self, key: str, default: object) -> object:
+        return self.known if key == DURATIONS_KEY else default
+
+
+def ordered(items: list[FakeItem], known: dict[str, float] | None = None) -> list[str]:
+    pytest_collection_modifyitems(SimpleNamespace(cache=FakeCache(known or {})), items)  # type: ignore[arg-type]
+    return [item.nodeid for item in items]
+
+
+def test_a_job_is_its_file_unless_its_id_says_it_is_its_own():
+    assert job_of("tests/test_a.py::test_x") == "tests/test_a.py"
+    assert job_of("tests/test_a.py::test_x[3-4]") == "tests/test_a.py"
+    assert job_of("notebooks/09_x.ipynb::Cell 4") == "notebooks/09_x.ipynb"
+    mine = f"tests/test_a.py::test_x[{own_job('09_x')}]"
+    assert mine.endswith("[job-09_x]") and job_of(mine) == mine
+
+
+def test_unmeasured_jobs_go_long_running_first_then_later_notebooks_first():
+    items = [FakeItem("tests/test_a.py::test_1"), FakeCell("notebooks/01_a.ipynb::Cell 0"),
+             FakeItem(f"tests/test_w.py::test_b[{own_job('09_b')}]"), FakeCell("notebooks/09_b.ipynb::Cell 0"),
+             FakeItem("tests/test_a.py::test_2"), FakeCell("notebooks/01_a.ipynb::Cell 1"),
+             FakeItem("tests/test_l.py::test_long", long_running=True)]
+    assert ordered(items) == [
+        "tests/test_l.py::test_long",
+        "notebooks/09_b.ipynb::Cell 0",  # a notebook's strict run before its blank workbook's
+        "tests/test_w.py::test_b[job-09_b]",
+        "notebooks/01_a.ipynb::Cell 0", "notebooks/01_a.ipynb::Cell 1",  # a notebook's cells stay together, in order
+        "tests/test_a.py::test_1", "tests/test_a.py::test_2",
+    ]
+
+
+def test_measured_jobs_go_longest_first_and_a_files_tests_keep_their_order():
+    items = [FakeItem("tests/test_a.py::test_1"), FakeItem("tests/test_a.py::test_2[job-x]"),
+             FakeItem("tests/test_a.py::test_3"), FakeCell("notebooks/09_b.ipynb::Cell 0")]
+    known = {"tests/test_a.py": 5.0, "tests/test_a.py::test_2[job-x]": 50.0, "notebooks/09_b.ipynb": 20.0}
+    assert ordered(items, known) == ["tests/test_a.py::test_2[job-x]", "notebooks/09_b.ipynb::Cell 0",
+                                     "tests/test_a.py::test_1", "tests/test_a.py::test_3"]
+
+
+SPREAD = '''
+import os, time
+from pathlib import Path
+import pytest
+
+@pytest.mark.parametrize("name", ["job-a", "job-b"], ids=str)
+def test_job(name):
+    time.sleep(0.5)
+    Path(os.environ["WHERE"], name).write_text(os.environ["PYTEST_XDIST_WORKER"])
+
+def test_last():
+    pass
+'''
+
+
+@pytest.mark.parametrize("plugin", [True, False], ids=["with the plugin", "without"])
+def test_own_jobs_of_one_file_run_on_both_workers(plugin, tmp_path):
+    (tmp_path / "test_spread.py").write_text(SPREAD, encoding="utf-8")
+    where = tmp_path / "where"
+    where.mkdir()
+    options = ["-p", "helpers.course.pytest_plugin"] if plugin else []
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist",
+                          "loadfile", *options, "test_spread.py"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "WHERE": str(where)}, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    workers = {path.read_text() for path in where.iterdir()}
+    # Plain `--dist loadfile` keeps a file's tests on one worker: the plugin is what spreads them.
+    assert workers == ({"gw0", "gw1"} if plugin else {next(iter(workers))}) and len(list(where.iterdir())) == 2

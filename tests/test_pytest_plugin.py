@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from helpers.course.pytest_plugin import DURATIONS_KEY, job_of, own_job, pytest_collection_modifyitems
+from helpers.course.pytest_plugin import (
+    DURATIONS_KEY,
+    job_of,
+    own_job,
+    pytest_collection_modifyitems,
+    pytest_xdist_make_scheduler,
+)
 
 
 class FakeItem:
@@ -75,31 +78,46 @@ def test_measured_jobs_go_longest_first_and_a_files_tests_keep_their_order():
                                      "tests/test_a.py::test_1", "tests/test_a.py::test_3"]
 
 
-SPREAD = '''
-import os, time
-from pathlib import Path
-import pytest
+class FakeWorker:
+    """What xdist's scheduler asks of a worker: to take tests (by index in its collection), to stop."""
 
-@pytest.mark.parametrize("name", ["job-a", "job-b"], ids=str)
-def test_job(name):
-    time.sleep(0.5)
-    Path(os.environ["WHERE"], name).write_text(os.environ["PYTEST_XDIST_WORKER"])
+    def __init__(self, name: str) -> None:
+        self.gateway = SimpleNamespace(id=name)
+        self.shutting_down = False
+        self.sent: list[int] = []
 
-def test_last():
-    pass
-'''
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def send_runtest_all(self) -> None:
+        raise AssertionError("a file scheduler sends tests by index")
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def first_sent(scheduler, collection: list[str]) -> dict[str, list[str]]:
+    """What xdist's `scheduler` sends two workers first, for a run of `collection`."""
+    workers = [FakeWorker("gw0"), FakeWorker("gw1")]
+    for worker in workers:
+        scheduler.add_node(worker)
+    for worker in workers:
+        scheduler.add_node_collection(worker, collection)
+    scheduler.schedule()
+    return {worker.gateway.id: [collection[i] for i in worker.sent] for worker in workers}
 
 
 @pytest.mark.parametrize("plugin", [True, False], ids=["with the plugin", "without"])
-def test_own_jobs_of_one_file_run_on_both_workers(plugin, tmp_path):
-    (tmp_path / "test_spread.py").write_text(SPREAD, encoding="utf-8")
-    where = tmp_path / "where"
-    where.mkdir()
-    options = ["-p", "helpers.course.pytest_plugin"] if plugin else []
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist",
-                          "loadfile", *options, "test_spread.py"], cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "WHERE": str(where)}, timeout=300)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    workers = {path.read_text() for path in where.iterdir()}
-    # Plain `--dist loadfile` keeps a file's tests on one worker: the plugin is what spreads them.
-    assert workers == ({"gw0", "gw1"} if plugin else {next(iter(workers))}) and len(list(where.iterdir())) == 2
+def test_a_files_own_jobs_go_to_both_workers(plugin):
+    from xdist.scheduler import LoadFileScheduling
+
+    config = SimpleNamespace(getvalue={"dist": "loadfile", "tx": ["2*popen"]}.get,
+                             option=SimpleNamespace(loadscopereorder=False))
+    scheduler = pytest_xdist_make_scheduler(config, log=None) if plugin else LoadFileScheduling(config)
+    collection = ["tests/test_w.py::test_b[job-09_b]", "tests/test_w.py::test_b[job-10_c]",
+                  "tests/test_w.py::test_rest", "tests/test_w.py::test_more", "tests/test_w.py::test_last"]
+    sent = first_sent(scheduler, collection)
+    if plugin:
+        assert sent["gw0"][:1] == collection[:1] and sent["gw1"][:1] == collection[1:2], sent
+    else:  # plain `--dist loadfile` keeps a file's tests on one worker: the plugin is what spreads them
+        assert sorted(sent.values(), key=len) == [[], collection], sent

@@ -96,6 +96,20 @@ class FakeWorker:
         self.shutting_down = True
 
 
+class Quiet:
+    """xdist's log, silenced."""
+
+    def __getattr__(self, name: str) -> Quiet:
+        return self
+
+    def __call__(self, *args: object) -> None:
+        pass
+
+
+CONFIG = SimpleNamespace(getvalue={"dist": "loadfile", "tx": ["2*popen"]}.get,
+                         option=SimpleNamespace(loadscopereorder=False))
+
+
 def first_sent(scheduler, collection: list[str]) -> dict[str, list[str]]:
     """What xdist's `scheduler` sends two workers first, for a run of `collection`."""
     workers = [FakeWorker("gw0"), FakeWorker("gw1")]
@@ -111,9 +125,7 @@ def first_sent(scheduler, collection: list[str]) -> dict[str, list[str]]:
 def test_a_files_own_jobs_go_to_both_workers(plugin):
     from xdist.scheduler import LoadFileScheduling
 
-    config = SimpleNamespace(getvalue={"dist": "loadfile", "tx": ["2*popen"]}.get,
-                             option=SimpleNamespace(loadscopereorder=False))
-    scheduler = pytest_xdist_make_scheduler(config, log=None) if plugin else LoadFileScheduling(config)
+    scheduler = pytest_xdist_make_scheduler(CONFIG, Quiet()) if plugin else LoadFileScheduling(CONFIG, Quiet())
     collection = ["tests/test_w.py::test_b[job-09_b]", "tests/test_w.py::test_b[job-10_c]",
                   "tests/test_w.py::test_rest", "tests/test_w.py::test_more", "tests/test_w.py::test_last"]
     sent = first_sent(scheduler, collection)
@@ -121,3 +133,11 @@ def test_a_files_own_jobs_go_to_both_workers(plugin):
         assert sent["gw0"][:1] == collection[:1] and sent["gw1"][:1] == collection[1:2], sent
     else:  # plain `--dist loadfile` keeps a file's tests on one worker: the plugin is what spreads them
         assert sorted(sent.values(), key=len) == [[], collection], sent
+
+
+def test_a_lone_tests_companion_is_the_cheapest_job():
+    """A worker starts a one-test job only once it holds a second job: that one is the last (cheapest) queued."""
+    collection = [*(f"notebooks/09_a.ipynb::Cell {i}" for i in range(4)), "tests/test_w.py::test_b[job-09_a]",
+                  "tests/test_w.py::test_b[job-11_c]", "tests/test_x.py::test_1", "tests/test_y.py::test_1"]
+    sent = first_sent(pytest_xdist_make_scheduler(CONFIG, Quiet()), collection)
+    assert sent == {"gw0": collection[:4], "gw1": ["tests/test_w.py::test_b[job-09_a]", "tests/test_y.py::test_1"]}

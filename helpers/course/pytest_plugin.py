@@ -100,6 +100,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # -> xdist's Sched
         def _split_scope(self, nodeid: str) -> str:
             return job_of(nodeid)
 
+        def _reschedule(self, node) -> None:  # node: xdist's WorkerController
+            # A worker starts a test only once it holds the next one: a job of one test sits idle until
+            # it gets a second job. Make that the cheapest (last in the queue), not the next long one,
+            # which would wait behind it while another worker runs out of work.
+            if not node.shutting_down and len(self.workqueue) > 1 and self._pending_of(self.assigned_work[node]) == 1:
+                self.workqueue.move_to_end(next(reversed(self.workqueue)), last=False)
+            super()._reschedule(node)
+
     return JobScheduling(config, log)
 
 

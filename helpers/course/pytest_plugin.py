@@ -90,6 +90,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: (-cost[job_of(item.nodeid)], first[job_of(item.nodeid)]))
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: without xdist (`-p no:xdist`) it is never called
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # -> xdist's Scheduling | None
     """Under `--dist loadfile`, xdist's file scheduling with the course's jobs as its units."""
     if config.getvalue("dist") != "loadfile":

@@ -3,12 +3,20 @@ helpers/course/pytest_plugin.py, which pyproject.toml loads."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each worker runs its tests beside the other worker's notebook kernel, on a machine with as many
+    # cores as workers: one torch thread each (as in the kernels, helpers.environment.NUM_THREADS)
+    # keeps their threads from waiting on each other; the tests' tensors are small.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,27 @@
 """The course's pytest plugin (loaded by pyproject.toml's addopts, `-p helpers.course.pytest_plugin`):
 how the suite shares the CPU's cores, and a CPU for every notebook's kernel.
 
-pytest-xdist runs the suite on several workers (`-n auto --dist loadfile`). Every cell of a
-notebook is an nbval test that needs the kernel the cells before it ran in, so each file (a
-notebook, a test module) is run start to end by one worker. The longest files start first (the
-longest-processing-time rule): each file's duration is remembered in pytest's cache from the
-last run; a file not measured yet counts by a guess (one with a test marked `long_running`
-first, then the notebooks, later ones first, as they train bigger models). A plugin rather than tests/conftest.py:
-`pytest notebooks/04_x.ipynb` loads no conftest from tests/, and needs all of this too.
+pytest-xdist runs the suite on several workers (`-n auto --dist loadfile`). The unit of work a
+worker takes is a *job*: a file (every cell of a notebook is an nbval test that needs the kernel
+the cells before it ran in, so a notebook runs start to end on one worker; a test module keeps
+its module fixtures), or a single test that is a job of its own because it is long and shares
+nothing with its neighbours (one blank workbook's run, say). A test is its own job when its
+parametrize id starts with `OWN_JOB` (write it with `own_job(name)`); xdist's controller sees only
+test ids, so the id is how it knows.
+
+The longest jobs start first (the longest-processing-time rule), so that both workers stay busy
+to the end: each job's duration is remembered in pytest's cache from the last run; a job not
+measured yet counts by a guess (a test marked `long_running` first, then the notebooks and the
+jobs named after one, later ones first, as they train bigger models).
+
+A plugin rather than tests/conftest.py: `pytest notebooks/04_x.ipynb` loads no conftest from
+tests/, and needs all of this too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 
 import pytest
@@ -24,12 +33,21 @@ os.environ[DEVICE_ENV] = "cpu"
 
 DURATIONS_KEY = "course/group_seconds"
 
+#: How the parametrize id of a test that is a job of its own begins.
+OWN_JOB = "job-"
 
-_seconds: dict[str, float] = defaultdict(float)  # per file, this run
+_NUMBERED = re.compile(r"(\d\d)_")  # a notebook's (or a job named after one's) number
+
+_seconds: dict[str, float] = defaultdict(float)  # per job, this run
+
+
+def own_job(name: str) -> str:
+    """The parametrize id that makes a test a job of its own, e.g. `job-09_full_transformer`."""
+    return f"{OWN_JOB}{name}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "long_running: a test of a minute or more; the workers start its file first")
+    config.addinivalue_line("markers", "long_running: a test of a minute or more; the workers start its job first")
 
 
 def is_notebook_cell(item: pytest.Item) -> bool:
@@ -37,33 +55,66 @@ def is_notebook_cell(item: pytest.Item) -> bool:
 
 
 def file_of(nodeid: str) -> str:
-    """The unit of scheduling under `--dist loadfile`: a notebook, or a test module."""
     return nodeid.split("::", 1)[0]
 
 
-def guessed_seconds(item: pytest.Item) -> float:
+def job_of(nodeid: str) -> str:
+    """The unit of scheduling: the test itself when its id says it is a job of its own, else its file."""
+    return nodeid if f"[{OWN_JOB}" in nodeid else file_of(nodeid)
+
+
+def guessed_seconds(job: str, item: pytest.Item) -> float:
+    """A job's duration before it was ever measured: only the order of these numbers matters."""
     if item.get_closest_marker("long_running"):
         return 1000.0
     if is_notebook_cell(item):
-        number = item.path.name[:2]
-        return 100.0 + (int(number) if number.isdigit() else 0)
-    return 0.0
+        name, extra = item.path.name, 0.5  # a notebook's strict run before its blank workbook's
+    elif job != file_of(job):
+        name, extra = job.split(f"[{OWN_JOB}", 1)[1], 0.0
+    else:
+        return 0.0
+    number = _NUMBERED.match(name)
+    return 100.0 + (int(number.group(1)) if number else 0) + extra
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     cache = getattr(config, "cache", None)
     known: dict[str, float] = cache.get(DURATIONS_KEY, {}) if cache else {}
     cost: dict[str, float] = defaultdict(float)
-    for item in items:
-        name = file_of(item.nodeid)
-        cost[name] = max(cost[name], known.get(name, guessed_seconds(item)))
-    # A stable sort: the cells of one notebook, the tests of one module, keep their order.
-    items.sort(key=lambda item: -cost[file_of(item.nodeid)])
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        job = job_of(item.nodeid)
+        cost[job] = max(cost[job], known.get(job, guessed_seconds(job, item)))
+        first.setdefault(job, index)
+    # The cells of one notebook, the tests of one module, keep their order; jobs of equal cost, theirs.
+    items.sort(key=lambda item: (-cost[job_of(item.nodeid)], first[job_of(item.nodeid)]))
+
+
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: without xdist (`-p no:xdist`) it is never called
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # -> xdist's Scheduling | None
+    """Under `--dist loadfile`, xdist's file scheduling with the course's jobs as its units."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class JobScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return job_of(nodeid)
+
+        def _reschedule(self, node) -> None:  # node: xdist's WorkerController
+            # A worker starts a test only once it holds the next one: a job of one test sits idle until
+            # it gets a second job. Make that the cheapest (last in the queue), not the next long one,
+            # which would wait behind it while another worker runs out of work.
+            if not node.shutting_down and len(self.workqueue) > 1 and self._pending_of(self.assigned_work[node]) == 1:
+                self.workqueue.move_to_end(next(reversed(self.workqueue)), last=False)
+            super()._reschedule(node)
+
+    return JobScheduling(config, log)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # Seen on the controller for every test of every worker (and on each worker for its own).
-    _seconds[file_of(report.nodeid)] += report.duration
+    _seconds[job_of(report.nodeid)] += report.duration
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -240,12 +240,14 @@ def test_kv_cache_bytes_per_token_follow_the_formula(kv_heads):
 def test_cached_decoding_equals_the_full_forward():
     config = LlamaStyleConfig(vocab_size=40, d_model=32, num_layers=2, num_heads=4, num_kv_heads=2, d_ff=64)
     model = LlamaStyleLM(config).double().eval()
-    ids = torch.randint(0, 40, (2, 9))
+    ids = torch.randint(0, 40, (2, 9), generator=torch.Generator().manual_seed(0))
     cache = KVCache()
     with torch.no_grad():
         full = model(ids)
         steps = [model(ids[:, :4], cache)] + [model(ids[:, t:t + 1], cache) for t in range(4, 9)]
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, **TIGHT)
+    # Not TIGHT: the softmax and the rotary angles are float32 islands even in a float64 model
+    # (as in Hugging Face's code), and a cached step rounds them over other shapes than the full pass.
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-6, atol=1e-6)
     assert cache.length == 9
 
 

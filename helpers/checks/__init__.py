@@ -9,7 +9,8 @@ check); each notebook's checks sit in a module of their own:
     02  nb02_scores        check_attention_scores
     03  nb03_scaling       check_scaled_scores
     04  nb04_softmax       check_softmax, check_scaled_dot_product_attention, check_causal_mask
-    05  nb05_multi_head    check_split_heads, check_merge_heads, check_multi_head_attention
+    05  nb05_multi_head    check_split_heads, check_merge_heads, check_multi_head_attention,
+                           check_MultiHeadAttention
     06  nb06_positional    check_sinusoidal_positional_encoding
     07  nb07_encoder       check_layer_norm
     08  nb08_decoder       check_decoder_layer
@@ -25,7 +26,12 @@ from helpers.checks.nb01_qkv import check_project_qkv
 from helpers.checks.nb02_scores import check_attention_scores
 from helpers.checks.nb03_scaling import check_scaled_scores
 from helpers.checks.nb04_softmax import check_causal_mask, check_scaled_dot_product_attention, check_softmax
-from helpers.checks.nb05_multi_head import check_merge_heads, check_multi_head_attention, check_split_heads
+from helpers.checks.nb05_multi_head import (
+    check_merge_heads,
+    check_multi_head_attention,
+    check_MultiHeadAttention,
+    check_split_heads,
+)
 from helpers.checks.nb06_positional import check_sinusoidal_positional_encoding
 from helpers.checks.nb07_encoder import check_layer_norm
 from helpers.checks.nb08_decoder import check_decoder_layer
@@ -48,6 +54,7 @@ __all__ = [
     "check_split_heads",  # 05
     "check_merge_heads",  # 05
     "check_multi_head_attention",  # 05
+    "check_MultiHeadAttention",  # 05
     "check_sinusoidal_positional_encoding",  # 06
     "check_layer_norm",  # 07
     "check_decoder_layer",  # 08

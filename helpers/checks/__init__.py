@@ -11,7 +11,7 @@ check); each notebook's checks sit in a module of their own:
     04  nb04_softmax       check_softmax, check_scaled_dot_product_attention, check_causal_mask
     05  nb05_multi_head    check_split_heads, check_merge_heads, check_multi_head_attention,
                            check_MultiHeadAttention
-    06  nb06_positional    check_sinusoidal_positional_encoding
+    06  nb06_positional    check_sinusoidal_positional_encoding, check_PositionalEncoding
     07  nb07_encoder       check_layer_norm
     08  nb08_decoder       check_decoder_layer
     09  nb09_transformer   check_greedy_decode
@@ -32,7 +32,7 @@ from helpers.checks.nb05_multi_head import (
     check_MultiHeadAttention,
     check_split_heads,
 )
-from helpers.checks.nb06_positional import check_sinusoidal_positional_encoding
+from helpers.checks.nb06_positional import check_PositionalEncoding, check_sinusoidal_positional_encoding
 from helpers.checks.nb07_encoder import check_layer_norm
 from helpers.checks.nb08_decoder import check_decoder_layer
 from helpers.checks.nb09_transformer import check_greedy_decode
@@ -56,6 +56,7 @@ __all__ = [
     "check_multi_head_attention",  # 05
     "check_MultiHeadAttention",  # 05
     "check_sinusoidal_positional_encoding",  # 06
+    "check_PositionalEncoding",  # 06
     "check_layer_norm",  # 07
     "check_decoder_layer",  # 08
     "check_greedy_decode",  # 09

@@ -1,4 +1,4 @@
-"""Checks of notebook 04's exercises: `softmax`, `scaled_dot_product_attention`, `causal_mask`.
+"""Checks of notebook 04's exercises: `softmax`, `padding_mask`, `causal_mask`, `scaled_dot_product_attention`.
 
 Decisions a student may run into (each is also written in the hint the check gives):
 
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from helpers.attention import causal_mask, scaled_dot_product_attention, softmax
+from helpers.attention import causal_mask, padding_mask, scaled_dot_product_attention, softmax
 from helpers.checks.core import Case, Clue, Kind, Mistake, check, generator, randn
 
 NEG_INF = float("-inf")
@@ -283,3 +283,41 @@ def check_causal_mask() -> Iterator[Case]:
     """Check `causal_mask(n)`: a boolean `(n, n)` tensor, True on and below the diagonal."""
     for n in (5, 3, 8, 1):
         yield Case(f"n={n}", (n,))
+
+
+# ---- padding_mask(tokens, pad_id) -------------------------------------------------------------------
+
+PADDING_MISTAKES = [
+    Mistake("your mask is inverted: it is True at the padding. True = may attend, so it is True at the real tokens "
+            "and False at the padding keys.", lambda tokens, pad_id: (tokens == pad_id).unsqueeze(-2)),
+    Mistake("you compared the tokens with 0: the padding id is the argument pad_id, which need not be 0.",
+            lambda tokens, pad_id: (tokens != 0).unsqueeze(-2)),
+    Mistake("the pattern is right, but the mask has shape (B, n): it must be (B, 1, n), with a query dimension "
+            "of size 1 between the batch and the keys, so it broadcasts against scores (B, n_q, n_k).",
+            lambda tokens, pad_id: tokens != pad_id),
+    Mistake("your mask has shape (B, n, 1), which masks queries (rows), not keys: the size-1 dimension goes "
+            "before the keys, (B, 1, n).", lambda tokens, pad_id: (tokens != pad_id).unsqueeze(-1)),
+    Mistake("your mask has shape (1, B, n): the size-1 query dimension goes after the batch, (B, 1, n).",
+            lambda tokens, pad_id: (tokens != pad_id).unsqueeze(0)),
+    Mistake("you repeated the mask for every query, (B, n, n): keep the query dimension of size 1, (B, 1, n), "
+            "and let broadcasting repeat it.",
+            lambda tokens, pad_id: (tokens != pad_id).unsqueeze(-2).expand(-1, tokens.shape[-1], -1)),
+    *(Mistake("the pattern is right, but masks are boolean: return dtype torch.bool. masked_fill and torch's "
+              "attention treat a number mask as values to add, not as True/False.",
+              lambda tokens, pad_id, dtype=dtype: padding_mask(tokens, pad_id).to(dtype))
+      for dtype in (torch.float32, torch.int64, torch.uint8)),
+]
+
+
+@check(reference=padding_mask, mistakes=PADDING_MISTAKES, what="the mask",
+       hints={Kind.WRONG_DTYPE: "masks are boolean, True = may attend: return dtype torch.bool."},
+       passed="{cases} cases: shape (B, 1, n), False at every padding key, any pad_id.")
+def check_padding_mask() -> Iterator[Case]:
+    """Check `padding_mask(tokens (B, n), pad_id) -> (B, 1, n)`: boolean, False at the padding keys."""
+    yield Case("two sentences of 6 and 3 tokens, pad_id=0", (torch.tensor([[5, 3, 8, 2, 9, 4], [7, 1, 6, 0, 0, 0]]), 0))
+    # pad_id 2, and a real token with id 0: comparing with 0 instead of pad_id shows here.
+    yield Case("three sentences, pad_id=2, token id 0 is a real word",
+               (torch.tensor([[0, 4, 3, 2, 2], [5, 0, 1, 6, 2], [1, 2, 2, 2, 2]]), 2))
+    yield Case("no padding at all (one sentence of 4 tokens), pad_id=0", (torch.tensor([[1, 2, 3, 4]]), 0))
+    yield Case("a sentence that is all padding, int32 ids, pad_id=9",
+               (torch.tensor([[9, 9, 9], [4, 9, 9]], dtype=torch.int32), 9))

@@ -35,15 +35,17 @@ from helpers.tensors import format_shape
 
 VIEW_WITHOUT_TRANSPOSE = (
     "you reshaped straight to (B, h, n, d_k): each 'head' then holds slices of different tokens. "
-    "View as (B, n, h, d_k) first, then transpose(1, 2)."
+    "Cut each token's row into h pieces first, so the tokens stay where they are, then move the head "
+    "dimension in front of the tokens."
 )
 
 SPLIT_MISTAKES = [
     Mistake(VIEW_WITHOUT_TRANSPOSE, lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1)),
-    Mistake("the head dimension must come before the tokens: add .transpose(1, 2) after the view.",
+    Mistake("the head dimension must come before the tokens: swap the tokens' and the heads' dimensions "
+            "after cutting the rows.",
             lambda x, h: x.reshape(x.shape[0], x.shape[1], h, -1)),
     Mistake("you split d_model as (d_k, h), so head j gets every h-th column; head j owns the contiguous "
-            "block of columns j·d_k ... (j+1)·d_k - 1: view as (B, n, h, d_k).",
+            "block of columns j·d_k ... (j+1)·d_k - 1: a row is cut into (h, d_k), not (d_k, h).",
             lambda x, h: x.reshape(x.shape[0], x.shape[1], -1, h).permute(0, 3, 1, 2)),
     Mistake("you split into h heads of size h; each head has size d_k = d_model / h.",
             lambda x, h: x.reshape(x.shape[0], x.shape[1], -1, h).transpose(1, 2)),
@@ -62,14 +64,16 @@ def check_split_heads() -> Iterator[Case]:
 
 
 MERGE_MISTAKES = [
-    Mistake("you reshaped without moving the heads back behind the tokens: transpose(1, 2) first, "
-            "then reshape to (B, n, h·d_k).", lambda x: x.reshape(x.shape[0], x.shape[2], -1)),
+    Mistake("you reshaped without moving the heads back behind the tokens: each token's row then mixes "
+            "several tokens. Move the heads back first, then flatten.",
+            lambda x: x.reshape(x.shape[0], x.shape[2], -1)),
     Mistake("you flattened (d_k, h) instead of (h, d_k): the heads' outputs must sit side by side, "
             "head 0's d_k columns first.", lambda x: x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1)),
-    Mistake("you moved the heads behind the tokens but did not flatten them: reshape to (B, n, h·d_k).",
+    Mistake("you moved the heads behind the tokens but did not flatten them into one dimension of h·d_k.",
             lambda x: x.transpose(1, 2)),
-    Mistake("after transpose the tensor is not contiguous in memory: call .contiguous() before .view, "
-            "or use .reshape.", lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1), crashes=True),
+    Mistake("after a transpose the tensor is not contiguous in memory, which .view needs: make it "
+            "contiguous first (.contiguous()), or use an operation that copies when it must.",
+            lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1), crashes=True),
 ]
 
 
@@ -111,14 +115,15 @@ def _mha_mistake(hint: str, **switches: object) -> Mistake:
 
 
 MHA_MISTAKES = [
-    _mha_mistake("you left out the output projection W_O: multiply the merged heads by W_o.", wo=False),
+    _mha_mistake("you left out the output projection W_O: the merged heads still go through W_o.", wo=False),
     _mha_mistake(VIEW_WITHOUT_TRANSPOSE, transpose_split=False),
-    _mha_mistake("when merging, transpose the heads back behind the tokens before reshaping.", transpose_merge=False),
+    _mha_mistake("when merging, move the heads back behind the tokens before flattening them.",
+                 transpose_merge=False),
     _mha_mistake("you scaled by √d_model; each head's scores are scaled by √d_k = √(d_model / h).", by_d_model=True),
     _mha_mistake("softmax must run over the keys (dim=-1): each query's weights sum to 1.", softmax_dim=-2),
     _mha_mistake("the mask was ignored: set the scores where mask is False to -inf before the softmax.",
                  mask_mode="ignored"),
-    _mha_mistake("the mask is inverted: True means 'may attend', so fill where the mask is False (~mask).",
+    _mha_mistake("the mask is inverted: True means 'may attend', so the scores to hide are where it is False.",
                  mask_mode="inverted"),
     Mistake("return the weights of every head, shape (B, h, n_q, n_k), not their average.",
             lambda *args: (_mha(*args)[0], _mha(*args)[1].mean(dim=1))),

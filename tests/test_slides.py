@@ -55,19 +55,6 @@ KNOWN_OVERFLOW: dict[str, list[str]] = {
         'from helpers.plotting import attention_heatmap tok',
         'fig, ax = plt.subplots() for name, (marker, colour',
     ],
-    "04_softmax_and_attention": [
-        '_, w_after = attention_zeroed_after(*project_qkv(X',
-    ],
-    "05_multi_head_attention": [
-        'def draw_matrix(ax, values, left, top, colours, ro',
-        'fig, axes = plt.subplots(2, 2, figsize=(12, 11)) n',
-    ],
-    "06_positional_encoding": [
-        'pe_128 = positional.sinusoidal_positional_encoding',
-        'fig, ax = plt.subplots(figsize=(10, 6)) image = ax',
-        'fig, ax = plt.subplots() ax.plot(ks, formula, labe',
-        'def position_similarity(codes: torch.Tensor) -> to',
-    ],
     "07_encoder_block": [
         'def draw_block(ax: plt.Axes, steps: list[str], ski',  # 38 lines of drawing code and a diagram: 1664 px
         'def gradient_through_stack(residual: bool, depth: ',  # 25 lines of code and its printout: 840 px

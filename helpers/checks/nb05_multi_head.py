@@ -305,8 +305,8 @@ def _reference_module(d_model: int, num_heads: int, dropout: float = 0.0) -> Mul
 
 
 @check(reference=_reference_module, mistakes=MODULE_MISTAKES, returns=MODULE_PARTS, shown=MODULE_SHOWN,
-       passed="{cases} cases against torch.nn.MultiheadAttention with its weights copied in: outputs, weights, "
-              "gradients of the inputs and of all 8 parameters, parameter count, eval() and train() with dropout.")
+       passed="{cases} cases against torch.nn.MultiheadAttention with copied weights: outputs, weights, "
+              "all gradients, parameter count, eval() and train().")
 def check_MultiHeadAttention() -> Iterator[Case]:  # noqa: N802 (named like the class it checks)
     """Check the class `MultiHeadAttention(d_model, num_heads, dropout=0.0)`.
 

@@ -63,6 +63,67 @@ def attention_heatmap(
     return ax
 
 
+# ---- notebook 05: splitting into heads ------------------------------------------------------------
+
+HEAD_COLOURS = ("#9ecae1", "#fdae6b")  # head 0 blue, head 1 orange
+
+
+def _draw_cells(ax: Axes, values: Tensor, left: float, top: float, colours: Sequence[str],
+                row_labels: Sequence[str] | None = None) -> None:
+    """Draw a 2-D tensor as coloured cells with their values; column c gets colours[c]."""
+    from matplotlib.patches import Rectangle  # here, so that notebook 05's section stays self-contained
+
+    rows, cols = values.shape
+    for r in range(rows):
+        for c in range(cols):
+            ax.add_patch(Rectangle((left + c, top + r), 1, 1, facecolor=colours[c], edgecolor="black"))
+            ax.text(left + c + 0.5, top + r + 0.5, f"{values[r, c]:.0f}", ha="center", va="center", fontsize=14)
+        if row_labels:
+            ax.text(left - 0.2, top + r + 0.5, row_labels[r], ha="right", va="center", fontsize=14)
+
+
+def split_heads_diagram(x: Tensor, x_view: Tensor, x_heads: Tensor, words: Sequence[str],
+                        ax: Axes | None = None) -> Axes:
+    """The three stages of `split_heads` for one sentence of 3 tokens, d_model = 6 and h = 2 heads.
+
+    `x (1, 3, 6)` -> `x_view (1, 3, 2, 3)` (each row cut into two pieces of 3, the same memory)
+    -> `x_heads (1, 2, 3, 3)` (one `(n, d_k)` matrix per head). A column's colour says which
+    head owns it, so the figure shows that head j is exactly the column block j of `x`.
+    """
+    expected = {"x": ((1, 3, 6), x), "x_view": ((1, 3, 2, 3), x_view), "x_heads": ((1, 2, 3, 3), x_heads)}
+    for name, (shape, tensor) in expected.items():
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"{name}: expected shape {format_shape(shape)}, got {format_shape(tensor.shape)}")
+    if len(words) != 3:
+        raise ValueError(f"words: expected one word per token (3), got {len(words)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(16, 7))
+    # 1. (B, n, d_model): head j owns columns 3j..3j+2
+    _draw_cells(ax, x[0], 1.5, 2.25, [HEAD_COLOURS[c // 3] for c in range(6)], words)
+    # 2. (B, n, h, d_k): every row cut into two pieces of 3 (the same memory, only the indexing changes)
+    for j in range(2):
+        _draw_cells(ax, x_view[0, :, j], 12.5 + 4 * j, 2.25, [HEAD_COLOURS[j]] * 3, words if j == 0 else None)
+    # 3. (B, h, n, d_k): one (n, d_k) matrix per head
+    for j in range(2):
+        _draw_cells(ax, x_heads[0, j], 25.5, 0.5 + 4.5 * j, [HEAD_COLOURS[j]] * 3, words)
+        ax.text(29, 2 + 4.5 * j, f"head {j}", va="center", fontsize=15)
+    titles = [(4.5, "X W_Q: (B, n, d_model)\n= (1, 3, 6)"), (16, "(B, n, h, d_k)\n= (1, 3, 2, 3)"),
+              (27, "(B, h, n, d_k)\n= (1, 2, 3, 3)")]
+    for centre, title in titles:
+        ax.text(centre, -0.6, title, ha="center", va="bottom", fontsize=16)
+    for start, end, label in [(7.9, 11.1, ".view(1, 3, 2, 3)"), (19.9, 23.6, ".transpose(1, 2)")]:
+        ax.annotate("", xy=(end, 3.75), xytext=(start, 3.75), arrowprops=dict(arrowstyle="->", lw=2.5))
+        ax.text((start + end) / 2, 3.3, label, ha="center", va="bottom", fontsize=13, family="monospace")
+    ax.text(15.5, 8.6, "merge_heads walks back: .transpose(1, 2), then .reshape(1, 3, 6)",
+            ha="center", fontsize=15, style="italic")
+    ax.set_xlim(0, 31)
+    ax.set_ylim(9.3, -1.8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("Splitting heads: the colour of a column says which head owns it")
+    return ax
+
+
 # ---- notebook 07: the encoder block ----------------------------------------------------------------
 
 

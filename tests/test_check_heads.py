@@ -36,7 +36,7 @@ def test_split_heads_correct_variants_pass(candidate):
     ("mistake", "words"),
     [
         (lambda x, h: x.view(x.shape[0], h, x.shape[1], -1), "reshaped straight to (B, h, n, d_k)"),
-        (lambda x, h: x.view(x.shape[0], x.shape[1], h, -1), "add .transpose(1, 2)"),
+        (lambda x, h: x.view(x.shape[0], x.shape[1], h, -1), "must come before the tokens"),
         (lambda x, h: x.view(x.shape[0], x.shape[1], -1, h).permute(0, 3, 1, 2), "every h-th column"),
         (lambda x, h: x.view(x.shape[0], x.shape[1], -1, h).transpose(1, 2), "heads of size h"),
     ],

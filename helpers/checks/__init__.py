@@ -8,9 +8,11 @@ check); each notebook's checks sit in a module of their own:
     01  nb01_qkv           check_project_qkv
     02  nb02_scores        check_attention_scores
     03  nb03_scaling       check_scaled_scores
-    04  nb04_softmax       check_softmax, check_scaled_dot_product_attention, check_causal_mask
-    05  nb05_multi_head    check_split_heads, check_merge_heads, check_multi_head_attention
-    06  nb06_positional    check_sinusoidal_positional_encoding
+    04  nb04_softmax       check_softmax, check_padding_mask, check_causal_mask,
+                           check_scaled_dot_product_attention
+    05  nb05_multi_head    check_split_heads, check_merge_heads, check_multi_head_attention,
+                           check_MultiHeadAttention
+    06  nb06_positional    check_sinusoidal_positional_encoding, check_PositionalEncoding
     07  nb07_encoder       check_layer_norm, check_FeedForward, check_EncoderLayer
     08  nb08_decoder       check_decoder_layer, check_DecoderLayer
     09  nb09_transformer   check_greedy_decode
@@ -24,9 +26,19 @@ from helpers.checks.nb00_warmup import check_batched_dot
 from helpers.checks.nb01_qkv import check_project_qkv
 from helpers.checks.nb02_scores import check_attention_scores
 from helpers.checks.nb03_scaling import check_scaled_scores
-from helpers.checks.nb04_softmax import check_causal_mask, check_scaled_dot_product_attention, check_softmax
-from helpers.checks.nb05_multi_head import check_merge_heads, check_multi_head_attention, check_split_heads
-from helpers.checks.nb06_positional import check_sinusoidal_positional_encoding
+from helpers.checks.nb04_softmax import (
+    check_causal_mask,
+    check_padding_mask,
+    check_scaled_dot_product_attention,
+    check_softmax,
+)
+from helpers.checks.nb05_multi_head import (
+    check_merge_heads,
+    check_multi_head_attention,
+    check_MultiHeadAttention,
+    check_split_heads,
+)
+from helpers.checks.nb06_positional import check_PositionalEncoding, check_sinusoidal_positional_encoding
 from helpers.checks.nb07_encoder import check_EncoderLayer, check_FeedForward, check_layer_norm
 from helpers.checks.nb08_decoder import check_decoder_layer, check_DecoderLayer
 from helpers.checks.nb09_transformer import check_greedy_decode
@@ -43,12 +55,15 @@ __all__ = [
     "check_attention_scores",  # 02
     "check_scaled_scores",  # 03
     "check_softmax",  # 04
+    "check_padding_mask",  # 04
     "check_scaled_dot_product_attention",  # 04
     "check_causal_mask",  # 04
     "check_split_heads",  # 05
     "check_merge_heads",  # 05
     "check_multi_head_attention",  # 05
+    "check_MultiHeadAttention",  # 05
     "check_sinusoidal_positional_encoding",  # 06
+    "check_PositionalEncoding",  # 06
     "check_layer_norm",  # 07
     "check_FeedForward",  # 07
     "check_EncoderLayer",  # 07

@@ -1,4 +1,4 @@
-"""Checks of notebook 04's exercises: `softmax`, `scaled_dot_product_attention`, `causal_mask`.
+"""Checks of notebook 04's exercises: `softmax`, `padding_mask`, `causal_mask`, `scaled_dot_product_attention`.
 
 Decisions a student may run into (each is also written in the hint the check gives):
 
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from helpers.attention import causal_mask, scaled_dot_product_attention, softmax
+from helpers.attention import causal_mask, padding_mask, scaled_dot_product_attention, softmax
 from helpers.checks.core import Case, Clue, Kind, Mistake, check, generator, randn
 
 NEG_INF = float("-inf")
@@ -35,9 +35,9 @@ NEG_INF = float("-inf")
 
 UNSTABLE = (
     "your softmax overflows at magnitude 1e4: exp(1e4) is inf (in float32 and float64 alike) and "
-    "inf / inf = NaN, while exp(-1e4) is 0 and 0 / 0 = NaN. Subtract each row's maximum first, "
-    "`x - x.amax(dim=dim, keepdim=True)`: it changes nothing mathematically (the factor e^(-max) "
-    "cancels between numerator and denominator) and makes the largest exponent exp(0) = 1."
+    "inf / inf = NaN, while exp(-1e4) is 0 and 0 / 0 = NaN. Subtract each row's maximum (along dim) "
+    "before exponentiating: it changes nothing mathematically (the factor e^(-max) cancels between "
+    "numerator and denominator) and makes the largest exponent exp(0) = 1."
 )
 
 
@@ -54,36 +54,36 @@ SOFTMAX_MISTAKES = [
     Mistake(UNSTABLE, _naive_softmax),
     Mistake("you subtracted the maximum of the whole tensor, not of each row. That is correct on paper, "
             "but a row that sits ~1e4 below the global maximum underflows to exp(-1e4) = 0 everywhere and "
-            "becomes 0 / 0 = NaN. Subtract each row's own maximum: `x.amax(dim=dim, keepdim=True)`.",
+            "becomes 0 / 0 = NaN. Subtract each row's own maximum, taken along dim.",
             lambda x, dim=-1: _naive_softmax(x - x.max(), dim)),
-    Mistake("you exponentiated but did not normalise: divide by the sum along dim "
-            "(`.sum(dim=dim, keepdim=True)`) so that each row sums to 1.", lambda x, dim=-1: torch.exp(x)),
+    Mistake("you exponentiated but did not normalise: divide by the sum along dim so that each row sums to 1.",
+            lambda x, dim=-1: torch.exp(x)),
     Mistake("you exponentiated (after subtracting the maximum) but did not normalise: divide by the sum "
             "along dim so that each row sums to 1.", lambda x, dim=-1: torch.exp(x - x.amax(dim=dim, keepdim=True))),
-    Mistake("you divided by the sum of the whole tensor: normalise along `dim` only "
-            "(`.sum(dim=dim, keepdim=True)`), so that each row sums to 1.",
+    Mistake("you divided by the sum of the whole tensor: normalise by the sum along `dim` only, so that "
+            "each row sums to 1.",
             lambda x, dim=-1: torch.exp(x) / torch.exp(x).sum()),
     Mistake("you took the softmax along the first dimension (dim=0): use the `dim` argument "
             "(the default -1 is the last dimension, one row per query).", lambda x, dim=-1: torch.softmax(x, dim=0)),
-    Mistake("you ignored the `dim` argument and always used the last dimension: pass `dim` to every "
-            "reduction (`amax`, `sum`).", lambda x, dim=-1: torch.softmax(x, dim=-1)),
+    Mistake("you ignored the `dim` argument and always used the last dimension: every reduction (the "
+            "maximum, the sum) runs along `dim`.", lambda x, dim=-1: torch.softmax(x, dim=-1)),
     Mistake("you took the softmax along the wrong dimension: use the `dim` argument for the max and the sum.",
             lambda x, dim=-1: torch.softmax(x, dim=-2)),
     Mistake("you subtracted the maximum along another dimension than the one you summed over: a shift "
             "cancels only if it is constant along `dim`, so take the max along `dim` too.",
             lambda x, dim=-1: _naive_softmax(x - x.amax(dim=_other_dim(x, dim), keepdim=True), dim)),
-    Mistake("`x.max(dim=...)` returns a pair (values, indices). Use `x.amax(dim=dim, keepdim=True)`, "
-            "or `x.max(dim=dim, keepdim=True).values`.",
+    Mistake("`x.max(dim=...)` returns a pair (values, indices), not a tensor: take its values, or use "
+            "`amax`, which returns only the maxima.",
             lambda x, dim=-1: torch.exp(x - x.max(dim=dim, keepdim=True)), crashes=True),
     Mistake("the row maximum or the row sum lost its dimension and no longer lines up with x: reduce with "
-            "keepdim=True (`x.amax(dim=dim, keepdim=True)`, `.sum(dim=dim, keepdim=True)`) so it broadcasts back.",
+            "keepdim=True, which keeps it as a dimension of size 1 that broadcasts back.",
             lambda x, dim=-1: x - x.amax(dim=dim), crashes=True),
 ]
 
 SOFTMAX_IN_PLACE = (
     "softmax must not change its input: `x -= x.amax(...)`, `x.sub_(...)` or `x.exp_()` overwrite "
-    "the caller's tensor (the attention scores, later). Build new tensors: "
-    "`shifted = x - x.amax(dim=dim, keepdim=True)`, then `torch.exp(shifted)`."
+    "the caller's tensor (the attention scores, later). Compute new tensors instead: "
+    "`shifted = x - ...` leaves `x` alone."
 )
 
 
@@ -148,18 +148,18 @@ def _softmax_over(dim: int) -> Callable[..., tuple[Tensor, Tensor]]:
     return _attending(lambda q, k, v: torch.softmax(_scores(q, k), dim=dim))
 
 
-INVERTED = ("your mask is inverted: True = may attend (as in torch), so hide the positions where the mask "
-            "is False: `scores.masked_fill(~mask, float('-inf'))`.")
+INVERTED = ("your mask is inverted: True = may attend (as in torch), so the scores to hide are those where "
+            "the mask is False.")
 AXIS = ("you took the softmax over the wrong axis, dim={}: each query's weights over the keys must sum to 1, "
         "so use dim=-1.")
 
 ATTENTION_MISTAKES = [
     Mistake("you did not scale the scores: divide Q Kᵀ by √d_k before the softmax (notebook 03).",
             _attending(lambda q, k, v: torch.softmax(_scores(q, k, 1.0), dim=-1))),
-    Mistake("you divided the scores by d_k; divide by its square root, √d_k (math.sqrt(q.shape[-1])).",
+    Mistake("you divided the scores by d_k; divide by its square root, √d_k.",
             _attending(lambda q, k, v: torch.softmax(_scores(q, k, 1 / q.shape[-1]), dim=-1))),
     Mistake("you divided by √d_v (the values' width); the scale is √d_k, the width of queries and keys: "
-            "q.shape[-1], not v.shape[-1].",
+            "the last dimension of q, not of v.",
             _attending(lambda q, k, v: torch.softmax(_scores(q, k, 1 / math.sqrt(v.shape[-1])), dim=-1))),
     Mistake("you multiplied the scores by √d_k; divide by it.",
             _attending(lambda q, k, v: torch.softmax(_scores(q, k, math.sqrt(q.shape[-1])), dim=-1))),
@@ -172,7 +172,7 @@ ATTENTION_MISTAKES = [
     Mistake(AXIS.format("1 (a batch dimension)"), _softmax_over(1)),
     Mistake("you applied the mask after the softmax by zeroing weights: the rows no longer sum to 1, and "
             "the masked keys still counted in the normalisation. Put -inf in the masked scores *before* "
-            "the softmax (`scores.masked_fill(~mask, float('-inf'))`).",
+            "the softmax (masked_fill does that on a copy).",
             _masking(lambda s, mask: torch.softmax(s, dim=-1) * mask)),
     Mistake("you ignored the mask: set the scores where mask is False to -inf before the softmax.",
             _masking(lambda s, mask: torch.softmax(s, dim=-1))),
@@ -183,22 +183,21 @@ ATTENTION_MISTAKES = [
             "(`float('-inf')`), whose exp is exactly 0.", _masking(lambda s, mask: torch.softmax(
                 s.masked_fill(~mask, 0.0), dim=-1))),
     Mistake("a query whose keys are all masked has nothing to attend to: softmax of a row of -inf is 0 / 0 = NaN. "
-            "Give such rows zero weights (and so a zero output), as torch does, e.g. "
-            "`weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)` or `torch.nan_to_num(weights)`.",
+            "Give such rows zero weights (and so a zero output), as torch does: find the rows whose mask has no "
+            "True at all, or replace the NaN.",
             _masking(lambda s, mask: torch.softmax(s.masked_fill(~mask, NEG_INF), dim=-1))),
     Mistake("you filled masked scores with a large finite number instead of -inf. That is fine for ordinary rows, "
             "but a query whose keys are all masked then gets uniform weights 1/n_k over keys it must not see. "
-            "Give such rows zero weights (and a zero output), e.g. "
-            "`weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)`.",
+            "Give such rows (their mask has no True at all) zero weights, and so a zero output.",
             _masking(lambda s, mask: torch.softmax(s.masked_fill(~mask, -1e9), dim=-1))),
-    Mistake("you multiplied the weights by K; the output is a weighted average of the *value* rows: weights @ v.",
+    Mistake("you multiplied the weights by K; the output is a weighted average of the *value* rows.",
             lambda q, k, v, mask=None: (scaled_dot_product_attention(q, k, v, mask)[1] @ k,
                                         scaled_dot_product_attention(q, k, v, mask)[1])),
     Mistake("you swapped them: return `(output, weights)`, output first.",
             lambda q, k, v, mask=None: scaled_dot_product_attention(q, k, v, mask)[::-1]),
     Mistake("`scores[~mask] = ...` needs a mask of exactly the scores' shape (and writes in place). Masks here "
-            "broadcast, e.g. (B, 1, 1, n_k) against (B, h, n_q, n_k): use "
-            "`scores.masked_fill(~mask, float('-inf'))` or `torch.where(mask, scores, float('-inf'))`.",
+            "broadcast, e.g. (B, 1, 1, n_k) against (B, h, n_q, n_k): use an operation that broadcasts the mask "
+            "and returns a new tensor, masked_fill or torch.where.",
             _boolean_index, crashes=True),
 ]
 
@@ -211,8 +210,8 @@ def _one_sequence(case: Case, got: object) -> Iterator[Case]:
 
 ON_ONE_SEQUENCE = Clue(
     "your function works on a single sequence (2-D) but not on a batch. `.T` and `.t()` reverse or reject "
-    "every dimension of a 3-D or 4-D tensor; swap only the last two: `k.transpose(-2, -1)` (or `k.mT`), "
-    "and count every other dimension from the end (dim=-1).", _one_sequence)
+    "every dimension of a 3-D or 4-D tensor; swap only the last two, and count every other dimension "
+    "from the end (dim=-1).", _one_sequence)
 
 
 @check(reference=scaled_dot_product_attention, mistakes=ATTENTION_MISTAKES, clues=[ON_ONE_SEQUENCE],
@@ -257,19 +256,18 @@ def _ones(n: int) -> Tensor:
 
 CAUSAL_MISTAKES = [
     Mistake("your mask is inverted: it is True above the diagonal, marking the positions to *hide* (the convention "
-            "of some older code). In this course, as in torch, True = may attend: True on and below the diagonal "
-            "(`torch.tril`).", lambda n: _ones(n).triu(1)),
-    Mistake("you kept the upper triangle: token i may attend to tokens 0..i, which lie on and below the diagonal "
-            "(`torch.tril`, not `torch.triu`).", lambda n: _ones(n).triu()),
-    Mistake("you left out the diagonal: a token may attend to itself. Keep the diagonal (`torch.tril(...)` with "
-            "its default diagonal=0).", lambda n: _ones(n).tril(-1)),
-    Mistake("your mask lets every token attend to every position, future included: keep only the lower triangle "
-            "(`torch.tril`).", _ones),
-    Mistake("your mask hides everything: True = may attend, on and below the diagonal (`torch.tril`).",
+            "of some older code). In this course, as in torch, True = may attend: True on and below the "
+            "diagonal.", lambda n: _ones(n).triu(1)),
+    Mistake("you kept the upper triangle: token i may attend to tokens 0..i, which lie on and below the "
+            "diagonal (the lower triangle).", lambda n: _ones(n).triu()),
+    Mistake("you left out the diagonal: a token may attend to itself, so the diagonal is True too.",
+            lambda n: _ones(n).tril(-1)),
+    Mistake("your mask lets every token attend to every position, future included: keep only the lower "
+            "triangle.", _ones),
+    Mistake("your mask hides everything: True = may attend, on and below the diagonal.",
             lambda n: torch.zeros(n, n, dtype=torch.bool)),
-    *(Mistake("the pattern is right, but masks are boolean: return dtype torch.bool "
-              "(`torch.ones(n, n, dtype=torch.bool).tril()`, or `.bool()`); masked_fill and torch's "
-              "attention treat a float mask as numbers to add, not as True/False.",
+    *(Mistake("the pattern is right, but masks are boolean: return dtype torch.bool; masked_fill and "
+              "torch's attention treat a float mask as numbers to add, not as True/False.",
               lambda n, dtype=dtype: causal_mask(n).to(dtype))
       for dtype in (torch.float32, torch.float64, torch.int64, torch.int32, torch.uint8)),
 ]
@@ -283,3 +281,41 @@ def check_causal_mask() -> Iterator[Case]:
     """Check `causal_mask(n)`: a boolean `(n, n)` tensor, True on and below the diagonal."""
     for n in (5, 3, 8, 1):
         yield Case(f"n={n}", (n,))
+
+
+# ---- padding_mask(tokens, pad_id) -------------------------------------------------------------------
+
+PADDING_MISTAKES = [
+    Mistake("your mask is inverted: it is True at the padding. True = may attend, so it is True at the real tokens "
+            "and False at the padding keys.", lambda tokens, pad_id: (tokens == pad_id).unsqueeze(-2)),
+    Mistake("you compared the tokens with 0: the padding id is the argument pad_id, which need not be 0.",
+            lambda tokens, pad_id: (tokens != 0).unsqueeze(-2)),
+    Mistake("the pattern is right, but the mask has shape (B, n): it must be (B, 1, n), with a query dimension "
+            "of size 1 between the batch and the keys, so it broadcasts against scores (B, n_q, n_k).",
+            lambda tokens, pad_id: tokens != pad_id),
+    Mistake("your mask has shape (B, n, 1), which masks queries (rows), not keys: the size-1 dimension goes "
+            "before the keys, (B, 1, n).", lambda tokens, pad_id: (tokens != pad_id).unsqueeze(-1)),
+    Mistake("your mask has shape (1, B, n): the size-1 query dimension goes after the batch, (B, 1, n).",
+            lambda tokens, pad_id: (tokens != pad_id).unsqueeze(0)),
+    Mistake("you repeated the mask for every query, (B, n, n): keep the query dimension of size 1, (B, 1, n), "
+            "and let broadcasting repeat it.",
+            lambda tokens, pad_id: (tokens != pad_id).unsqueeze(-2).expand(-1, tokens.shape[-1], -1)),
+    *(Mistake("the pattern is right, but masks are boolean: return dtype torch.bool. masked_fill and torch's "
+              "attention treat a number mask as values to add, not as True/False.",
+              lambda tokens, pad_id, dtype=dtype: padding_mask(tokens, pad_id).to(dtype))
+      for dtype in (torch.float32, torch.int64, torch.uint8)),
+]
+
+
+@check(reference=padding_mask, mistakes=PADDING_MISTAKES, what="the mask",
+       hints={Kind.WRONG_DTYPE: "masks are boolean, True = may attend: return dtype torch.bool."},
+       passed="{cases} cases: shape (B, 1, n), False at every padding key, any pad_id.")
+def check_padding_mask() -> Iterator[Case]:
+    """Check `padding_mask(tokens (B, n), pad_id) -> (B, 1, n)`: boolean, False at the padding keys."""
+    yield Case("two sentences of 6 and 3 tokens, pad_id=0", (torch.tensor([[5, 3, 8, 2, 9, 4], [7, 1, 6, 0, 0, 0]]), 0))
+    # pad_id 2, and a real token with id 0: comparing with 0 instead of pad_id shows here.
+    yield Case("three sentences, pad_id=2, token id 0 is a real word",
+               (torch.tensor([[0, 4, 3, 2, 2], [5, 0, 1, 6, 2], [1, 2, 2, 2, 2]]), 2))
+    yield Case("no padding at all (one sentence of 4 tokens), pad_id=0", (torch.tensor([[1, 2, 3, 4]]), 0))
+    yield Case("a sentence that is all padding, int32 ids, pad_id=9",
+               (torch.tensor([[9, 9, 9], [4, 9, 9]], dtype=torch.int32), 9))

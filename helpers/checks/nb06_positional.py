@@ -1,13 +1,15 @@
-"""Check of notebook 06: the sinusoidal positional encoding."""
+"""Checks of notebook 06: the sinusoidal positional encoding, and the module that adds it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import torch
+from torch import Tensor, nn
 
-from helpers.checks.core import Case, Mistake, check
-from helpers.positional import sinusoidal_positional_encoding
+from helpers.checks.core import TOLERANCE, Case, Failure, Kind, Mistake, _Stop, check, generator, randn, seeded
+from helpers.positional import PositionalEncoding, sinusoidal_positional_encoding
 
 
 def _variant(n: int, d_model: int, *, swap: bool = False, concat: bool = False, exponent: str = "2i/d",
@@ -54,3 +56,110 @@ def check_sinusoidal_positional_encoding() -> Iterator[Case]:
     """Check `sinusoidal_positional_encoding(n, d_model) -> (n, d_model)`."""
     for n, d_model in [(10, 8), (7, 16), (50, 32), (1, 4)]:
         yield Case(f"n={n}, d_model={d_model}", (n, d_model))
+
+
+# ---- the module: PositionalEncoding ----------------------------------------------------------------
+
+MODULE_PARTS = ("output", "grad_x")
+MODULE_SHOWN = {"output": "the output", "grad_x": "the gradient of x"}
+
+BUFFER_HINT = ("compute the table once in __init__ and keep it with self.register_buffer: a buffer moves with "
+               ".to(device) and is saved with the model, but is never trained.")
+
+
+def _table_buffers(module: nn.Module, max_len: int, d_model: int) -> list[Tensor]:
+    return [b for b in module.buffers() if b.numel() == max_len * d_model]
+
+
+def _run_module(candidate: Callable[..., object], *, d_model: int, max_len: int | None, dropout: float,
+                train: bool, x: Tensor, seed: int) -> tuple[Tensor, Tensor]:
+    """Build `candidate(d_model, max_len=..., dropout=...)`, see that its table is a buffer, run it forward and back."""
+    kwargs: dict[str, object] = {"dropout": dropout} if max_len is None else {"max_len": max_len, "dropout": dropout}
+    with seeded(seed):
+        module = candidate(d_model, **kwargs)
+    if not isinstance(module, nn.Module):
+        raise _Stop(Failure(Kind.WRONG_TYPE, f"PositionalEncoding(...) built a {type(module).__name__}, "
+                            "expected an nn.Module", "subclass nn.Module and call super().__init__() first."))
+    parameters = [name for name, _ in module.named_parameters()]
+    if parameters:
+        raise _Stop(Failure(Kind.WRONG_TYPE, f"your module has trained parameters ({', '.join(parameters)}); "
+                            "the sinusoidal code is fixed, nothing in it is trained", BUFFER_HINT))
+    length = 5000 if max_len is None else max_len
+    if not _table_buffers(module, length, d_model):
+        raise _Stop(Failure(Kind.WRONG_TYPE, f"no buffer of your module holds the table of max_len × d_model = "
+                            f"{length} × {d_model} numbers", BUFFER_HINT))
+    module.train(train)
+    leaf = x.detach().clone().requires_grad_(True)
+    with seeded(seed + 1):
+        output = module(leaf)
+    if isinstance(output, Tensor) and output.requires_grad:
+        upstream = randn(generator(seed + 2), *output.shape, dtype=x.dtype).to(output.dtype)
+        (output * upstream).sum().backward()
+    return output, leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+
+
+class _WrongPositionalEncoding(nn.Module):
+    """The module with switches that reproduce the typical mistakes (the table from `_variant`)."""
+
+    def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.1, *, combine: str = "add",
+                 dropout_at: str = "sum", **table: object) -> None:
+        super().__init__()
+        self.combine, self.dropout_at = combine, dropout_at
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("pe", _variant(max_len, d_model, **table).float(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pe = self.pe[: x.shape[1]].to(x.dtype)
+        if self.dropout_at == "code":
+            pe = self.dropout(pe)
+        if self.combine == "concat":
+            combined = torch.cat([x, pe.expand(x.shape[0], -1, -1)], dim=-1)
+        else:
+            combined = x + pe
+        return self.dropout(combined) if self.dropout_at == "sum" else combined
+
+
+def _module_mistake(hint: str, **switches: object) -> Mistake:
+    return Mistake(hint, functools.partial(_WrongPositionalEncoding, **switches))
+
+
+MODULE_MISTAKES = [
+    _module_mistake("the code is concatenated to x; it is added: x + PE keeps the width d_model.", combine="concat"),
+    _module_mistake("sin and cos are swapped in your table: even columns (0, 2, ...) hold sin, odd columns cos.",
+                    swap=True),
+    _module_mistake("your table puts all sines first, then all cosines; column 2i holds sin, column 2i + 1 "
+                    "the cos of the same frequency.", concat=True),
+    _module_mistake("the frequency exponent is i / d_model; the paper's is 2i / d_model (i counts column pairs).",
+                    exponent="i/d"),
+    _module_mistake("the frequency exponent uses the column index where the pair index i belongs: 2i / d_model "
+                    "with i = 0, 1, ..., d_model/2 - 1.", exponent="column/d"),
+    _module_mistake("positions start at 1 in your table; the first token has position 0.", start=1),
+    _module_mistake("dropout is missing: the paper applies dropout to the sum x + PE (in train() only).",
+                    dropout_at="none"),
+    _module_mistake("dropout belongs on the sum x + PE, not on the code alone.", dropout_at="code"),
+]
+
+
+def _reference_module(d_model: int, max_len: int = 5000, dropout: float = 0.1) -> PositionalEncoding:
+    return PositionalEncoding(d_model, max_len=max_len, dropout=dropout)
+
+
+@check(reference=_reference_module, mistakes=MODULE_MISTAKES, returns=MODULE_PARTS, shown=MODULE_SHOWN,
+       passed="{cases} cases: the table is a buffer (0 trained parameters), eval() and train() with dropout, "
+              "gradients, up to 4000 positions.")
+def check_PositionalEncoding() -> Iterator[Case]:  # noqa: N802 (named like the class it checks)
+    """Check the class `PositionalEncoding(d_model, max_len=5000, dropout=0.1)`: `forward(x) = dropout(x + PE[:n])`.
+
+    x `(B, n, d_model)` -> `(B, n, d_model)`; the table `(max_len, d_model)` is a buffer, not a parameter.
+    """
+    for seed, (name, shape, max_len, dropout, train, dtype, tolerance) in enumerate([
+        ("x of shape (2, 5, 8) in eval(), max_len=10", (2, 5, 8), 10, 0.1, False, torch.float32, TOLERANCE),
+        ("x of shape (3, 7, 16), float64, in eval()", (3, 7, 16), 50, 0.0, False, torch.float64, TOLERANCE),
+        ("train() with dropout=1.0 (everything is dropped, whatever the random draw)", (2, 4, 8), 20, 1.0, True,
+         torch.float32, TOLERANCE),
+        # The default max_len; float32 angles near position 4000 are off by about 3e-4, which is right enough.
+        ("4000 positions with the default max_len=5000", (1, 4000, 8), None, 0.0, False, torch.float32, (1e-3, 2e-3)),
+    ]):
+        x = randn(generator(70 + seed), *shape, dtype=dtype)
+        yield Case(name, tolerance=tolerance, run=functools.partial(
+            _run_module, d_model=shape[-1], max_len=max_len, dropout=dropout, train=train, x=x, seed=80 + seed))

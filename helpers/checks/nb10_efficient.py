@@ -50,8 +50,8 @@ def _cached_variant(q: Tensor, k_new: Tensor, v_new: Tensor, k_cache: Tensor, v_
 
 
 CACHED_MISTAKES: list[tuple[str, dict[str, object]]] = [
-    ("the caches you return lack the new token: return torch.cat([k_cache, k_new], dim=-2) (and the same for v), "
-     "or the next step forgets this token.", dict(append=False)),
+    ("the caches you return lack the new token: return them with k_new and v_new appended along the token "
+     "dimension, or the next step forgets this token.", dict(append=False)),
     ("the new token must attend to itself too: append k_new and v_new to the caches first, then attend over all "
      "t + 1 positions.", dict(include_new=False)),
     ("you attended to the old cache only and did not extend it: concatenate the new key and value onto the caches "
@@ -61,10 +61,10 @@ CACHED_MISTAKES: list[tuple[str, dict[str, object]]] = [
     ("you attended only to the newest token and did not extend the caches.", dict(only_new=True, append=False)),
     ("the scores are not scaled: divide q Kᵀ by √d_k before the softmax.", dict(scale="none")),
     ("divide the scores by √d_k, not by d_k.", dict(scale="dk")),
-    ("d_k is the width of the queries and keys (q.shape[-1]), not of the values.", dict(scale="sqrt_dv")),
+    ("d_k is the width of the queries and keys, not of the values.", dict(scale="sqrt_dv")),
     ("scale by √d_k (the width of a key), not by the square root of the number of keys.", dict(scale="sqrt_t")),
-    ("append the new key and value at the END of the caches (torch.cat([k_cache, k_new], dim=-2)): the cache is "
-     "kept in position order.", dict(prepend=True)),
+    ("append the new key and value at the END of the caches, after the old ones: the cache is kept in position "
+     "order.", dict(prepend=True)),
     ("take the softmax over the keys (dim=-1): with one query, a softmax over dim=-2 gives every key weight 1.",
      dict(softmax_dim=-2)),
 ]
@@ -142,8 +142,8 @@ ONLINE_MISTAKES: list[tuple[str, dict[str, object]]] = [
      dict(rescale_acc=False)),
     ("you rescaled the accumulator but not the running sum: z must be multiplied by exp(m - m_new) too.",
      dict(rescale_z=False)),
-    ("you used the block's maximum instead of the running maximum: m_new = torch.maximum(m, "
-     "scores.amax(dim=-1, keepdim=True)), the largest score seen in ANY block so far.", dict(block_max=True)),
+    ("you used the block's maximum instead of the running maximum: m_new is the larger of m and the block's "
+     "largest score, the largest score seen in ANY block so far.", dict(block_max=True)),
     ("you used the block's maximum instead of the running maximum, and did not rescale the old state: m_new is "
      "the max over all blocks so far, and z, acc are multiplied by exp(m - m_new).",
      dict(block_max=True, rescale_z=False, rescale_acc=False)),
@@ -154,7 +154,7 @@ ONLINE_MISTAKES: list[tuple[str, dict[str, object]]] = [
      dict(no_max=True)),
     ("sum the block's exponentials over the keys (dim=-1, keepdim=True), one sum per query.", dict(sum_dim=-2)),
     ("a row whose keys are all masked so far has m_new = -inf, and exp(-inf - (-inf)) is NaN: subtract 0 instead "
-     "where m_new is -inf (e.g. m_new.masked_fill(m_new == float('-inf'), 0.0)).", dict(guard=False)),
+     "of m_new where m_new is -inf.", dict(guard=False)),
 ]
 
 KEEPDIM = Mistake("keep the reduced dimension (keepdim=True) so that the state broadcasts against the block.",

@@ -282,7 +282,8 @@ def test_chunked_mistakes_get_their_own_hint(hint, switches):
         (lambda q, k, v, b, mask=None: (_ for _ in ()).throw(ValueError("boom")), "raised ValueError: boom"),
         (lambda q, k, v, b, mask=None: _reference_chunked(q, k, v, b, mask).mT, "shape"),
         (lambda q, k, v, b, mask=None: None, "of type NoneType"),
-        (lambda q, k, v, b, mask=None: _reference_chunked(q, k.mul_(2), v, b, mask), "changed its argument #2 in place"),
+        (lambda q, k, v, b, mask=None: _reference_chunked(q, k.mul_(2), v, b, mask),
+         "changed its argument #2 in place"),
         (lambda q, k, v, b: _reference_chunked(q, k, v, b), "mask"),  # no mask argument: the causal case raises
     ],
 )

@@ -23,7 +23,8 @@ MISTAKES = [
             lambda Q, K: _raw(Q, K) / Q.shape[-1]),
     Mistake("you multiplied by √d_k: the scores must be divided by √d_k to bring their variance back to 1.",
             lambda Q, K: _raw(Q, K) * math.sqrt(Q.shape[-1])),
-    Mistake("you wrote d_k ** 1/2, which Python reads as (d_k ** 1) / 2: the exponent needs parentheses (or take the root with a function).",
+    Mistake("you wrote d_k ** 1/2, which Python reads as (d_k ** 1) / 2: the exponent needs parentheses (or "
+            "take the root with a function).",
             lambda Q, K: _raw(Q, K) / Q.shape[-1] ** 1 / 2),
     Mistake("you divided by a square root rounded down to an integer (int(...) or math.isqrt): "
             "keep the square root a float.", lambda Q, K: _raw(Q, K) / math.isqrt(Q.shape[-1])),

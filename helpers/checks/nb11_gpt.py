@@ -26,8 +26,9 @@ def _ce(logits: Tensor, targets: Tensor, **kwargs: object) -> Tensor:
 
 
 LOSS_MISTAKES = [
-    Mistake("the targets are not shifted: position i must predict token i + 1, so pair the logits of positions "
-            "0 … n − 2 with the tokens of positions 1 … n − 1. Unshifted, the model is asked to copy the token it already sees.",
+    Mistake("the targets are not shifted: position i must predict token i + 1, so pair the logits of "
+            "positions 0 … n − 2 with the tokens of positions 1 … n − 1. Unshifted, the model is asked to copy the "
+            "token it already sees.",
             lambda logits, tokens: _ce(logits, tokens)),
     Mistake("the shift goes the wrong way: the logits at position i predict the NEXT token, so drop the LAST logits "
             "and the FIRST tokens.",

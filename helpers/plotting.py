@@ -198,3 +198,51 @@ def draw_decoder_layer(ax: Axes) -> None:
     ax.set_ylim(-3.3, 2.3)
     ax.set_aspect("equal")
     ax.axis("off")
+
+
+# ---- notebook 10: efficient attention ----
+# Each takes the measured numbers the notebook computed (seconds, bytes) and draws them; nothing is measured here.
+
+
+def _log_axis_at(ax: Axes, lengths: Sequence[int]) -> None:
+    """Ticks exactly at the measured lengths, labelled by their values (no minor ticks of a log axis)."""
+    ax.minorticks_off()
+    ax.set_xticks(list(lengths), labels=[str(n) for n in lengths])
+
+
+def plot_attention_vs_linear(cuts: Sequence[int], measured: Sequence[tuple[float, float]], d_model: int) -> None:
+    """Time of the attention core and of the linear layers (projections + feed-forward) against n.
+
+    `measured[i]` is `(attention seconds, linear seconds)` for sequences of length `cuts[i]`; the
+    dashed line is `n = 6·d_model`, where both do the same number of multiply-adds.
+    """
+    fig, ax = plt.subplots(figsize=(10, 5))
+    ax.semilogx(cuts, [a * 1e3 for a, _ in measured], "o-", label="attention core (softmax(QKᵀ/√d_k) V)")
+    ax.semilogx(cuts, [lin * 1e3 for _, lin in measured], "s-", label="projections + feed-forward")
+    ax.axvline(6 * d_model, color="grey", linestyle="--", label="n = 6·d_model (equal multiply-adds)")
+    _log_axis_at(ax, cuts)
+    ax.set(xlabel="sequence length n (4096 tokens in all)", ylabel="time (ms)",
+           title="Short sequences: linear layers; long: attention")
+    ax.legend()
+
+
+def plot_peak_memory(lengths: Sequence[int], peak_exact: Sequence[float], peak_chunked: Sequence[float]) -> None:
+    """Peak bytes of exact and of chunked attention (block 128) against n, in MiB on log-log axes."""
+    fig, ax = plt.subplots(figsize=(10, 5))
+    ax.loglog(lengths, [b / 2**20 for b in peak_exact], "o-", label="exact attention (helpers)")
+    ax.loglog(lengths, [b / 2**20 for b in peak_chunked], "s-", label="chunked attention, block 128")
+    _log_axis_at(ax, lengths)
+    ax.set(xlabel="sequence length n", ylabel="peak memory (MiB)", title="Online softmax: memory linear in n")
+    ax.legend()
+
+
+def plot_attention_race(lengths: Sequence[int], race: Sequence[Sequence[float]]) -> None:
+    """Bars of seconds per length: `race[i]` is (exact, chunked, torch fused) at `lengths[i]`, drawn in ms."""
+    width = 0.27
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for i, label in enumerate(["exact (helpers)", "chunked (helpers)", "torch fused"]):
+        ax.bar([x + (i - 1) * width for x in range(len(lengths))], [row[i] * 1e3 for row in race], width,
+               label=label)
+    ax.set_xticks(range(len(lengths)), labels=[f"n = {n}" for n in lengths])
+    ax.set(ylabel="time (ms)", title="One head, d_k = 64: ours against torch's kernel")
+    ax.legend()

@@ -119,7 +119,7 @@ def test_dot_T_hint_points_to_the_fix():
         (lambda Q, K: Q @ K.t(), "right for 2-D inputs but not for 3-D"),
         (lambda Q, K: Q @ K.permute(0, 2, 1), "right for 3-D inputs but not for 4-D"),
         (lambda Q, K: torch.bmm(Q, K.transpose(1, 2)), "right for 3-D inputs but not for 4-D"),
-        (lambda Q, K: torch.einsum("bqd,bkd->bqk", Q, K), "'...qd,...kd->...qk'"),
+        (lambda Q, K: torch.einsum("bqd,bkd->bqk", Q, K), "einsum with '...' standing for the leading"),
         (lambda Q, K: torch.bmm(Q, K.transpose(-2, -1)) if Q.ndim == 3 else torch.einsum("bhqd,bhkd->bhqk", Q, K),
          "handles 3-D batches but not 2-D input"),
     ],
@@ -163,3 +163,11 @@ def test_the_check_leaves_the_global_random_stream_alone():
     torch.manual_seed(0)
     check_attention_scores(with_transpose)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_no_mistake_hint_prints_the_answer():
+    from helpers.checks.nb02_scores import MISTAKES
+
+    for mistake in MISTAKES:
+        assert "Q @ K.transpose(-2, -1)" not in mistake.hint and "Q @ K.mT" not in mistake.hint, mistake.hint
+        assert "...qd,...kd->...qk" not in mistake.hint, mistake.hint

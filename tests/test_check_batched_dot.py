@@ -69,3 +69,10 @@ def test_broken_candidates_fail_cleanly(candidate, words):
     result = check_batched_dot(candidate)
     assert result.status is Status.FAILED
     assert words in result.message
+
+
+def test_no_mistake_hint_prints_the_answer():
+    from helpers.checks.nb00_warmup import MISTAKES
+
+    for mistake in MISTAKES:  # the hint names the mistake; the learner writes the code
+        assert ".sum(dim=-1)" not in mistake.hint and "(a * b)" not in mistake.hint, mistake.hint

@@ -8,8 +8,17 @@ import math
 import pytest
 import torch
 
-from helpers.checks import Status, check_cached_attention_step, check_online_softmax_update
-from helpers.checks.nb10_efficient import CACHED_MISTAKES, ONLINE_MISTAKES, _cached_variant, _online_variant
+from helpers.checks import Status, check_cached_attention_step, check_chunked_attention, check_online_softmax_update
+from helpers.checks.nb10_efficient import (
+    CACHED_MISTAKES,
+    CHUNKED_MISTAKES,
+    ONLINE_MISTAKES,
+    _cached_variant,
+    _chunked_variant,
+    _online_variant,
+    _reference_chunked,
+    _state,
+)
 from helpers.efficient import cached_attention_step, online_softmax_update
 
 
@@ -195,3 +204,96 @@ def test_checks_leave_the_global_random_stream_alone():
     check_online_softmax_update(online_softmax_update)
     check_cached_attention_step(cached_attention_step)
     assert torch.equal(torch.rand(3), expected)
+
+
+# ---- chunked_attention -----------------------------------------------------------------------------------
+
+def chunked_on_the_reference_update(q, k, v, block_size, mask=None):
+    q = q / math.sqrt(q.shape[-1])
+    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=q.dtype)
+    z, acc = torch.zeros_like(m), torch.zeros((*q.shape[:-1], v.shape[-1]), dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        scores = q @ k[..., start : start + block_size, :].mT
+        if mask is not None:
+            scores = scores.masked_fill(~mask[..., start : start + block_size], float("-inf"))
+        m, z, acc = online_softmax_update(m, z, acc, scores, v[..., start : start + block_size, :])
+    return acc / z
+
+
+def chunked_with_a_while_loop_in_float64(q, k, v, block_size, mask=None):
+    q64, k64, v64 = q.double(), k.double(), v.double()
+    m = z = acc = None
+    start = 0
+    while start < k.shape[-2]:
+        s = torch.einsum("...qd,...kd->...qk", q64, k64[..., start : start + block_size, :]) / q.shape[-1] ** 0.5
+        if mask is not None:
+            s = torch.where(mask[..., start : start + block_size], s, float("-inf"))
+        if m is None:
+            m, z, acc = _state(q.shape[:-2], q.shape[-2], v.shape[-1], torch.float64)
+        m, z, acc = online_softmax_update(m, z, acc, s, v64[..., start : start + block_size, :])
+        start += block_size
+    return (acc / z).to(q.dtype)
+
+
+def chunked_by_torch_split(q, k, v, block_size, mask=None):
+    q = q * q.shape[-1] ** -0.5
+    m, z, acc = _state(q.shape[:-2], q.shape[-2], v.shape[-1], q.dtype)
+    masks = mask.split(block_size, dim=-1) if mask is not None else [None] * math.ceil(k.shape[-2] / block_size)
+    for kb, vb, mb in zip(k.split(block_size, dim=-2), v.split(block_size, dim=-2), masks):
+        s = q @ kb.transpose(-2, -1)
+        m, z, acc = online_softmax_update(m, z, acc, s if mb is None else s.masked_fill(~mb, float("-inf")), vb)
+    return acc / z
+
+
+@pytest.mark.parametrize("candidate", [_reference_chunked, chunked_on_the_reference_update,
+                                       chunked_with_a_while_loop_in_float64, chunked_by_torch_split])
+def test_chunked_correct_variants_pass(candidate):
+    result = check_chunked_attention(candidate)
+    assert result.passed, result.message
+
+
+def test_chunked_reference_equals_torch_on_every_case():
+    # The cases' answers come from torch; the course's own chunked attention must agree on each.
+    for case in check_chunked_attention.spec.cases():
+        torch.testing.assert_close(_reference_chunked(*case.args, **case.kwargs), case.expected)
+
+
+def test_chunked_stub_is_not_attempted():
+    assert check_chunked_attention(stub).status is Status.NOT_ATTEMPTED
+
+
+def test_chunked_a_learner_whose_update_is_a_stub_is_not_attempted():
+    def built_on_a_stubbed_update(q, k, v, block_size, mask=None):
+        return stub(q, k, v)  # the learner's online_softmax_update raises NotImplementedError
+
+    assert check_chunked_attention(built_on_a_stubbed_update).status is Status.NOT_ATTEMPTED
+
+
+@pytest.mark.parametrize(("hint", "switches"), CHUNKED_MISTAKES, ids=[str(s) for _, s in CHUNKED_MISTAKES])
+def test_chunked_mistakes_get_their_own_hint(hint, switches):
+    result = check_chunked_attention(lambda *args, **kwargs: _chunked_variant(*args, **kwargs, **switches))
+    assert result.status is Status.FAILED
+    assert result.hint == hint, result.message
+
+
+@pytest.mark.parametrize(
+    ("candidate", "words"),
+    [
+        (lambda q, k, v, b, mask=None: (_ for _ in ()).throw(ValueError("boom")), "raised ValueError: boom"),
+        (lambda q, k, v, b, mask=None: _reference_chunked(q, k, v, b, mask).mT, "shape"),
+        (lambda q, k, v, b, mask=None: None, "of type NoneType"),
+        (lambda q, k, v, b, mask=None: _reference_chunked(q, k.mul_(2), v, b, mask),
+         "changed its argument #2 in place"),
+        (lambda q, k, v, b: _reference_chunked(q, k, v, b), "mask"),  # no mask argument: the causal case raises
+    ],
+)
+def test_chunked_broken_candidates_fail_cleanly(candidate, words):
+    result = check_chunked_attention(candidate)
+    assert result.status is Status.FAILED
+    assert words in result.message, result.message
+
+
+def test_chunked_hints_never_print_the_answer():
+    for hint, _ in CHUNKED_MISTAKES:
+        # No call of the update with its arguments, no loop header: the hint names the mistake, not the code.
+        assert "online_softmax_update(" not in hint and "range(" not in hint and "for start" not in hint, hint

@@ -231,3 +231,10 @@ def test_the_check_leaves_the_global_random_state_alone():
     check_project_qkv(transposed_weights)
     check_project_qkv(with_matmul_operator)
     assert torch.equal(torch.rand(3), before)
+
+
+def test_no_hint_prints_the_answer():
+    hints = [m.hint for m in qkv_check.MISTAKES] + [c.hint for c in qkv_check.check_project_qkv.spec.clues
+                                                   if isinstance(c.hint, str)]
+    for hint in hints:  # "your Q equals X @ W_k" describes the mistake; "Q = X @ W_q" would be the answer
+        assert not any(f"{n} = X @ W_{n.lower()}" in hint for n in "QKV"), hint

@@ -124,3 +124,11 @@ def test_broken_candidates_fail_cleanly(candidate, words):
 def test_not_a_function():
     result = check_scaled_scores(torch.zeros(3))
     assert result.status is Status.FAILED and "Expected a function" in result.message
+
+
+def test_no_mistake_hint_prints_the_answer():
+    from helpers.checks.nb03_scaling import MISTAKES
+
+    for mistake in MISTAKES:
+        assert "math.sqrt(" not in mistake.hint and "Q.shape[-1]" not in mistake.hint, mistake.hint
+        assert "** 0.5" not in mistake.hint, mistake.hint

@@ -16,7 +16,8 @@ check); each notebook's checks sit in a module of their own:
     07  nb07_encoder       check_layer_norm, check_FeedForward, check_EncoderLayer
     08  nb08_decoder       check_decoder_layer, check_DecoderLayer
     09  nb09_transformer   check_greedy_decode
-    10  nb10_efficient     check_cached_attention_step, check_online_softmax_update
+    10  nb10_efficient     check_cached_attention_step, check_online_softmax_update,
+                           check_chunked_attention
     11  nb11_gpt           check_causal_lm_loss, check_top_k_filter, check_top_p_filter
     12  nb12_modern        check_apply_rope, check_rms_norm, check_repeat_kv
 """
@@ -42,7 +43,11 @@ from helpers.checks.nb06_positional import check_PositionalEncoding, check_sinus
 from helpers.checks.nb07_encoder import check_EncoderLayer, check_FeedForward, check_layer_norm
 from helpers.checks.nb08_decoder import check_decoder_layer, check_DecoderLayer
 from helpers.checks.nb09_transformer import check_greedy_decode
-from helpers.checks.nb10_efficient import check_cached_attention_step, check_online_softmax_update
+from helpers.checks.nb10_efficient import (
+    check_cached_attention_step,
+    check_chunked_attention,
+    check_online_softmax_update,
+)
 from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
 from helpers.checks.nb12_modern import check_apply_rope, check_repeat_kv, check_rms_norm
 
@@ -72,6 +77,7 @@ __all__ = [
     "check_greedy_decode",  # 09
     "check_cached_attention_step",  # 10
     "check_online_softmax_update",  # 10
+    "check_chunked_attention",  # 10
     "check_causal_lm_loss",  # 11
     "check_top_k_filter",  # 11
     "check_top_p_filter",  # 11

@@ -10,13 +10,13 @@ from helpers.checks.core import Case, Mistake, check, generator, randn
 from helpers.tensors import batched_dot
 
 MISTAKES = [
-    Mistake("you multiplied element by element but did not sum: add up over the last dimension (.sum(dim=-1)).",
+    Mistake("you multiplied element by element but did not sum: add the products up over the last dimension.",
             lambda a, b: a * b),
-    Mistake("you summed over every dimension and lost the batch: sum over the last dimension only (.sum(dim=-1)).",
+    Mistake("you summed over every dimension and lost the batch: sum over the last dimension only.",
             lambda a, b: (a * b).sum()),
-    Mistake("you summed over the first dimension; the vectors run along the last one: use dim=-1.",
+    Mistake("you summed over the first dimension; the vectors run along the last one (count dimensions from the end).",
             lambda a, b: (a * b).sum(dim=0)),
-    Mistake("you kept the summed dimension (keepdim=True): the result should have shape a.shape[:-1].",
+    Mistake("you kept the summed dimension (keepdim=True): the result has a's shape without its last dimension.",
             lambda a, b: (a * b).sum(dim=-1, keepdim=True)),
     Mistake("you computed every vector against every other (a matrix product, like QKᵀ in notebook 02); "
             "here each vector pairs only with its partner in b.", lambda a, b: a @ b.transpose(-2, -1)),

@@ -48,7 +48,7 @@ def _order_hint(order: tuple[int, ...]) -> str:
 
 def _same_weight_hint(name: int, used: int) -> str:
     return (f"you used the same weight for two outputs: your {NAMES[name]} equals X @ {_w(used)}, "
-            f"but {NAMES[name]} = X @ {_w(name)}. Each of Q, K and V has its own weight matrix: "
+            f"but {NAMES[name]} needs its own {_w(name)}. Each of Q, K and V has its own weight matrix: "
             "that is what makes them differ although they start from the same X.")
 
 
@@ -56,12 +56,12 @@ def _transposed_hint(i: int) -> str:
     d = "d_v" if i == 2 else "d_k"
     return (f"your {NAMES[i]} equals X @ {_w(i)}.T: you multiplied by the transposed weight, the convention of "
             f"nn.Linear (its .weight stores Wᵀ). Here {_w(i)} comes as a (d_model, {d}) matrix already, "
-            f"so {NAMES[i]} = X @ {_w(i)}.")
+            f"so it goes into the product as it is, without a transpose.")
 
 
 def _left_hint(i: int) -> str:
     return (f"your {NAMES[i]} equals {_w(i)} @ X: the weight goes on the right. Each token is a row of X, and "
-            f"{NAMES[i]} = X @ {_w(i)} maps every row (d_model numbers) to a row of {NAMES[i]}.")
+            f"multiplying X by {_w(i)} on the right maps every row (d_model numbers) to a row of {NAMES[i]}.")
 
 
 def _with(i: int, product: object) -> object:
@@ -102,14 +102,14 @@ def _doubled_weights(case: Case, got: object) -> Iterator[Case]:
 
 CLUES = [
     Clue("you multiplied by the transposed weight, X @ W.T: that is nn.Linear's convention (its .weight stores Wᵀ). "
-         "Here the weights come as (d_model, d_k) matrices already, so Q = X @ W_q, with no transpose.",
+         "Here the weights come as (d_model, d_k) matrices already: use them as they are, with no transpose.",
          _transposed_weights),
     Clue(lambda case, smaller: (
         f"your function works for X of shape {format_shape(smaller.args[0].shape)} but not "
         f"{format_shape(case.args[0].shape)}: it must work for any number of leading batch dimensions. "
-        "`X @ W_q` does (matmul broadcasts over them); avoid `X.T` (it reverses every dimension), "
+        "The @ product does (matmul broadcasts over them); avoid `X.T` (it reverses every dimension), "
         "positive dimension numbers (use dim=-1, transpose(-2, -1)) and einsum strings with a fixed "
-        "number of letters (write '...nd,dk->...nk')."), _fewer_batch_dims),
+        "number of letters (write '...' for the leading dimensions)."), _fewer_batch_dims),
     Clue("your function returns the same result whatever weights it is given: use its arguments W_q, W_k, W_v "
          "(lower-case), not the notebook's W_Q, W_K, W_V.", _doubled_weights),
 ]

@@ -12,9 +12,9 @@ from helpers.attention import attention_scores
 from helpers.checks.core import Case, Clue, Mistake, check, generator, leading, randn
 
 SOFTMAX = ("you applied a softmax: that turns scores into attention weights, which is notebook 04. "
-           "Here return the raw scores Q @ K.transpose(-2, -1).")
+           "Here return the raw scores Q Kᵀ.")
 ELEMENTWISE = ("you multiplied element by element (*): scores need the matrix product (@ or torch.matmul), so "
-               "that every query meets every key: Q @ K.transpose(-2, -1).")
+               "that every query meets every key.")
 
 
 def _reverse_all(x: Tensor) -> Tensor:
@@ -24,35 +24,35 @@ def _reverse_all(x: Tensor) -> Tensor:
 
 MISTAKES = [
     Mistake("you computed K Qᵀ, the transpose of the answer (shape (..., n_k, n_q)): rows must be queries and "
-            "columns keys, so compute Q @ K.transpose(-2, -1).", lambda Q, K: K @ Q.mT),
-    Mistake("you divided by √d_k: that scaling is the next step (notebook 03). Here return the raw scores "
-            "Q @ K.transpose(-2, -1).", lambda Q, K: Q @ K.mT / math.sqrt(Q.shape[-1])),
-    Mistake("you divided by d_k: return the raw scores Q @ K.transpose(-2, -1) (the scaling, by √d_k, is "
+            "columns keys: Q Kᵀ, with Q on the left.", lambda Q, K: K @ Q.mT),
+    Mistake("you divided by √d_k: that scaling is the next step (notebook 03). Here return the raw "
+            "scores Q Kᵀ.", lambda Q, K: Q @ K.mT / math.sqrt(Q.shape[-1])),
+    Mistake("you divided by d_k: return the raw scores Q Kᵀ (the scaling, by √d_k, is "
             "notebook 03).", lambda Q, K: Q @ K.mT / Q.shape[-1]),
     Mistake(SOFTMAX, lambda Q, K: torch.softmax(Q @ K.mT, dim=-1)),
     Mistake(SOFTMAX, lambda Q, K: torch.softmax(Q @ K.mT / math.sqrt(Q.shape[-1]), dim=-1)),
     Mistake(SOFTMAX, lambda Q, K: torch.softmax(Q @ K.mT, dim=-2)),
     Mistake("you computed the dot products of matching rows only (query i with key i, like the warm-up "
             "batched_dot): one number per row. Scores pair EVERY query with EVERY key: an n_q × n_k matrix, "
-            "Q @ K.transpose(-2, -1).", lambda Q, K: (Q * K).sum(dim=-1)),
+            "Q Kᵀ.", lambda Q, K: (Q * K).sum(dim=-1)),
     Mistake(ELEMENTWISE, lambda Q, K: Q * K),
     Mistake(ELEMENTWISE, lambda Q, K: Q * K.mT),
     Mistake("you summed each query's scores over the keys, which leaves one number per query: keep the "
-            "whole n_q × n_k matrix Q @ K.transpose(-2, -1).", lambda Q, K: (Q @ K.mT).sum(dim=-1)),
+            "whole n_q × n_k matrix Q Kᵀ.", lambda Q, K: (Q @ K.mT).sum(dim=-1)),
     Mistake("you multiplied Q by K without transposing K: the dot product of query i and key j needs K's "
-            "rows turned into columns: Q @ K.transpose(-2, -1).", lambda Q, K: Q @ K),
+            "rows turned into columns (only its last two dimensions swap).", lambda Q, K: Q @ K),
     Mistake("you transposed Q instead of K (Qᵀ K is d_k × d_k, a feature-by-feature matrix): "
-            "compute Q @ K.transpose(-2, -1), which is n_q × n_k.", lambda Q, K: Q.mT @ K),
+            "the scores Q Kᵀ are n_q × n_k.", lambda Q, K: Q.mT @ K),
     # On a 2-D matrix these are the right answer, so they can only match batched inputs.
     Mistake("you used `.T` (or `.permute` reversing every dimension): on a batched tensor `.T` reverses ALL "
             "dimensions, so K of shape (B, n_k, d_k) becomes (d_k, n_k, B). It is only right for a 2-D matrix. "
             "Swap just the last two dimensions: K.transpose(-2, -1) or K.mT.", lambda Q, K: Q @ _reverse_all(K)),
     Mistake("you transposed the wrong dimensions: K.transpose(0, 1) swaps the batch with the tokens "
-            "when K is (B, n_k, d_k). It is only right for a 2-D matrix. Count from the end: K.transpose(-2, -1) "
-            "or K.mT.", lambda Q, K: Q @ K.transpose(0, 1)),
+            "when K is (B, n_k, d_k). It is only right for a 2-D matrix. Count the dimensions "
+            "from the end.", lambda Q, K: Q @ K.transpose(0, 1)),
     Mistake("you transposed the wrong dimensions: K.transpose(1, 2) is right for (B, n_k, d_k) but, for a "
-            "(B, h, n_k, d_k) batch with heads, it swaps heads and tokens. Count from the end: "
-            "K.transpose(-2, -1) or K.mT.", lambda Q, K: Q @ K.transpose(1, 2)),
+            "(B, h, n_k, d_k) batch with heads, it swaps heads and tokens. Count the dimensions "
+            "from the end.", lambda Q, K: Q @ K.transpose(1, 2)),
 ]
 
 
@@ -79,10 +79,10 @@ def _dims_hint(case: Case, other: Case) -> str:
                 "from the end so that any leading batch (and head) dimensions pass through. Swap only the last "
                 "two dimensions of K with K.transpose(-2, -1) or K.mT (not .T, .t(), transpose(0, 1) or "
                 "permute(0, 2, 1), which assume a fixed number of dimensions); use @ or torch.matmul "
-                "(torch.bmm is 3-D only), or einsum with '...qd,...kd->...qk'.")
-    return (f"your function handles {right}-D batches but not {ndim}-D input: use @ or torch.matmul with "
-            "K.transpose(-2, -1), which accept any number of leading dimensions, including none "
-            "(torch.bmm needs exactly 3-D), or einsum with '...qd,...kd->...qk'.")
+                "(torch.bmm is 3-D only), or einsum with '...' standing for the leading dimensions.")
+    return (f"your function handles {right}-D batches but not {ndim}-D input: @ or torch.matmul, and "
+            "K.transpose(-2, -1), accept any number of leading dimensions, including none "
+            "(torch.bmm needs exactly 3-D); so does einsum with '...' standing for them.")
 
 
 @check(reference=attention_scores, mistakes=MISTAKES, diagnostic=_cube, clues=[Clue(_dims_hint, _other_dims)],

@@ -16,25 +16,26 @@ def _raw(Q: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 
 MISTAKES = [
-    Mistake("you returned Q Kᵀ without scaling: divide by √d_k, the square root of the last dimension of Q "
-            "(math.sqrt(Q.shape[-1])).", _raw),
+    Mistake("you returned Q Kᵀ without scaling: divide by √d_k, the square root of the last dimension of "
+            "Q.", _raw),
     Mistake("you divided by d_k instead of √d_k (or scaled both Q and K by √d_k). The standard deviation of q·k "
-            "grows as √d_k, so dividing by d_k over-shrinks the scores (variance 1/d_k): use math.sqrt(d_k).",
+            "grows as √d_k, so dividing by d_k over-shrinks the scores (variance 1/d_k): divide by its square root.",
             lambda Q, K: _raw(Q, K) / Q.shape[-1]),
     Mistake("you multiplied by √d_k: the scores must be divided by √d_k to bring their variance back to 1.",
             lambda Q, K: _raw(Q, K) * math.sqrt(Q.shape[-1])),
-    Mistake("you wrote d_k ** 1/2, which Python reads as (d_k ** 1) / 2: write d_k ** 0.5 or math.sqrt(d_k).",
+    Mistake("you wrote d_k ** 1/2, which Python reads as (d_k ** 1) / 2: the exponent needs parentheses (or "
+            "take the root with a function).",
             lambda Q, K: _raw(Q, K) / Q.shape[-1] ** 1 / 2),
     Mistake("you divided by a square root rounded down to an integer (int(...) or math.isqrt): "
-            "keep it a float, math.sqrt(d_k).", lambda Q, K: _raw(Q, K) / math.isqrt(Q.shape[-1])),
-    Mistake("you divided by √n_k, the number of keys (K.shape[-2]); d_k is the LAST dimension: Q.shape[-1].",
+            "keep the square root a float.", lambda Q, K: _raw(Q, K) / math.isqrt(Q.shape[-1])),
+    Mistake("you divided by √n_k, the number of keys (K.shape[-2]); d_k is the LAST dimension of Q.",
             lambda Q, K: _raw(Q, K) / math.sqrt(K.shape[-2])),
-    Mistake("you divided by √n_q, the number of queries (Q.shape[-2]); d_k is the LAST dimension: Q.shape[-1].",
+    Mistake("you divided by √n_q, the number of queries (Q.shape[-2]); d_k is the LAST dimension of Q.",
             lambda Q, K: _raw(Q, K) / math.sqrt(Q.shape[-2])),
     Mistake("you divided by the square root of Q's first dimension (len(Q) or Q.shape[0]), which is the batch "
-            "size; d_k is the LAST dimension: Q.shape[-1].", lambda Q, K: _raw(Q, K) / math.sqrt(Q.shape[0])),
+            "size; d_k is the LAST dimension of Q.", lambda Q, K: _raw(Q, K) / math.sqrt(Q.shape[0])),
     Mistake("you divided by the square root of Q.shape[1], the number of heads here; "
-            "d_k is the LAST dimension: Q.shape[-1].", lambda Q, K: _raw(Q, K) / math.sqrt(Q.shape[1])),
+            "d_k is the LAST dimension of Q.", lambda Q, K: _raw(Q, K) / math.sqrt(Q.shape[1])),
     Mistake("you computed K Qᵀ (shape (..., n_k, n_q)) instead of Q Kᵀ (shape (..., n_q, n_k)): "
             "row i must hold query i's scores against every key.", lambda Q, K: _raw(K, Q) / math.sqrt(Q.shape[-1])),
     Mistake("you computed Q Qᵀ: the scores compare each query with the KEYS, Q Kᵀ.",

@@ -1,6 +1,6 @@
-"""Checks of notebook 10: the cached attention step (KV cache) and the online-softmax update.
+"""Checks of notebook 10: the cached attention step (KV cache), the online-softmax update, chunked attention.
 
-Both exercises return three tensors; a typical mistake is named only when all three of its
+The first two exercises return three tensors; a typical mistake is named only when all three of its
 outputs match the candidate's (keepdim, which concerns one part, excepted).
 """
 
@@ -14,7 +14,7 @@ from torch import Tensor
 
 from helpers.attention import causal_mask, scaled_dot_product_attention
 from helpers.checks.core import Case, Mistake, check, generator, randn, unpack_or_stop
-from helpers.efficient import cached_attention_step, online_softmax_update
+from helpers.efficient import cached_attention_step, chunked_attention, online_softmax_update
 
 NEG_INF = float("-inf")
 
@@ -50,8 +50,8 @@ def _cached_variant(q: Tensor, k_new: Tensor, v_new: Tensor, k_cache: Tensor, v_
 
 
 CACHED_MISTAKES: list[tuple[str, dict[str, object]]] = [
-    ("the caches you return lack the new token: return torch.cat([k_cache, k_new], dim=-2) (and the same for v), "
-     "or the next step forgets this token.", dict(append=False)),
+    ("the caches you return lack the new token: return them with k_new and v_new appended along the token "
+     "dimension, or the next step forgets this token.", dict(append=False)),
     ("the new token must attend to itself too: append k_new and v_new to the caches first, then attend over all "
      "t + 1 positions.", dict(include_new=False)),
     ("you attended to the old cache only and did not extend it: concatenate the new key and value onto the caches "
@@ -61,10 +61,10 @@ CACHED_MISTAKES: list[tuple[str, dict[str, object]]] = [
     ("you attended only to the newest token and did not extend the caches.", dict(only_new=True, append=False)),
     ("the scores are not scaled: divide q Kᵀ by √d_k before the softmax.", dict(scale="none")),
     ("divide the scores by √d_k, not by d_k.", dict(scale="dk")),
-    ("d_k is the width of the queries and keys (q.shape[-1]), not of the values.", dict(scale="sqrt_dv")),
+    ("d_k is the width of the queries and keys, not of the values.", dict(scale="sqrt_dv")),
     ("scale by √d_k (the width of a key), not by the square root of the number of keys.", dict(scale="sqrt_t")),
-    ("append the new key and value at the END of the caches (torch.cat([k_cache, k_new], dim=-2)): the cache is "
-     "kept in position order.", dict(prepend=True)),
+    ("append the new key and value at the END of the caches, after the old ones: the cache is kept in position "
+     "order.", dict(prepend=True)),
     ("take the softmax over the keys (dim=-1): with one query, a softmax over dim=-2 gives every key weight 1.",
      dict(softmax_dim=-2)),
 ]
@@ -142,8 +142,8 @@ ONLINE_MISTAKES: list[tuple[str, dict[str, object]]] = [
      dict(rescale_acc=False)),
     ("you rescaled the accumulator but not the running sum: z must be multiplied by exp(m - m_new) too.",
      dict(rescale_z=False)),
-    ("you used the block's maximum instead of the running maximum: m_new = torch.maximum(m, "
-     "scores.amax(dim=-1, keepdim=True)), the largest score seen in ANY block so far.", dict(block_max=True)),
+    ("you used the block's maximum instead of the running maximum: m_new is the larger of m and the block's "
+     "largest score, the largest score seen in ANY block so far.", dict(block_max=True)),
     ("you used the block's maximum instead of the running maximum, and did not rescale the old state: m_new is "
      "the max over all blocks so far, and z, acc are multiplied by exp(m - m_new).",
      dict(block_max=True, rescale_z=False, rescale_acc=False)),
@@ -154,7 +154,7 @@ ONLINE_MISTAKES: list[tuple[str, dict[str, object]]] = [
      dict(no_max=True)),
     ("sum the block's exponentials over the keys (dim=-1, keepdim=True), one sum per query.", dict(sum_dim=-2)),
     ("a row whose keys are all masked so far has m_new = -inf, and exp(-inf - (-inf)) is NaN: subtract 0 instead "
-     "where m_new is -inf (e.g. m_new.masked_fill(m_new == float('-inf'), 0.0)).", dict(guard=False)),
+     "of m_new where m_new is -inf.", dict(guard=False)),
 ]
 
 KEEPDIM = Mistake("keep the reduced dimension (keepdim=True) so that the state broadcasts against the block.",
@@ -226,3 +226,110 @@ def check_online_softmax_update() -> Iterator[Case]:
     yield Case("4 blocks of keys folded one after another (13 keys), then acc / z, compared with exact attention",
                run=_block_by_block((q @ k.transpose(-2, -1)) / 2.0, v, 4), what="acc / z",
                expected=scaled_dot_product_attention(q, k, v)[0])
+
+
+# ---- chunked attention -----------------------------------------------------------------------------------
+
+
+def _reference_chunked(q: Tensor, k: Tensor, v: Tensor, block_size: int, mask: Tensor | None = None) -> Tensor:
+    """`helpers.efficient.chunked_attention` with the exercise's argument order."""
+    return chunked_attention(q, k, v, mask, block_size)
+
+
+def _chunked_variant(q: Tensor, k: Tensor, v: Tensor, block_size: int, mask: Tensor | None = None, *,
+                     rescale_z: bool = True, rescale_acc: bool = True, carry_max: bool = True,
+                     divide: bool = True, blocks: str = "all", scale: bool = True) -> Tensor:
+    """Chunked attention with switches that reproduce the typical mistakes (its own loop, not the reference's)."""
+    n_k = k.shape[-2]
+    if scale:
+        q = q / math.sqrt(q.shape[-1])
+    stops = {"all": n_k, "floor": n_k - n_k % block_size, "one_less": n_k - block_size}[blocks]
+    m = z = acc = None
+    for start in range(0, max(stops, 0), block_size):
+        stop = min(start + block_size, n_k)
+        scores = q @ k[..., start:stop, :].transpose(-2, -1)
+        if mask is not None:
+            scores = scores.masked_fill(~mask[..., start:stop], NEG_INF)
+        block_max = scores.amax(dim=-1, keepdim=True)
+        if m is None:  # the first block
+            m = block_max
+            p = torch.exp(scores - m)
+            z, acc = p.sum(dim=-1, keepdim=True), p @ v[..., start:stop, :]
+            continue
+        m_new = torch.maximum(m, block_max) if carry_max else block_max
+        rescale, p = torch.exp(m - m_new), torch.exp(scores - m_new)
+        z = (z * rescale if rescale_z else z) + p.sum(dim=-1, keepdim=True)
+        acc = (acc * rescale if rescale_acc else acc) + p @ v[..., start:stop, :]
+        m = m_new
+    if acc is None:
+        return torch.zeros((*q.shape[:-1], v.shape[-1]), dtype=q.dtype)
+    return acc / z if divide else acc
+
+
+CHUNKED_MISTAKES: list[tuple[str, dict[str, object]]] = [
+    ("the last keys are missing: when block_size does not divide n_k, the last block is shorter, and your loop "
+     "stops before it. Let the loop start a block at every multiple of block_size below n_k, and cut the last "
+     "one off at n_k.", dict(blocks="floor")),
+    ("your loop stops one block early: the last block (full or not) is never folded in. A block starts at every "
+     "multiple of block_size below n_k, up to and including the last one.", dict(blocks="one_less")),
+    ("you did not rescale the running sum and the accumulator: when a block raises the maximum, the old state "
+     "was relative to the old maximum and must shrink by exp(m - m_new) before the block is added. "
+     "(online_softmax_update does this for you.)", dict(rescale_z=False, rescale_acc=False)),
+    ("you did not rescale the running sum z when the maximum grew (the accumulator you did): both are relative "
+     "to the old maximum. (online_softmax_update does this for you.)", dict(rescale_z=False)),
+    ("you did not rescale the accumulator when the maximum grew (the running sum you did): both are relative to "
+     "the old maximum. (online_softmax_update does this for you.)", dict(rescale_acc=False)),
+    ("you returned the unnormalised accumulator: divide it by the running normaliser z once, after the last "
+     "block.", dict(divide=False)),
+    ("you took each block's own maximum and did not carry the running maximum from block to block: when the "
+     "scores fall, exp(m - m_new) then overflows. The maximum to subtract is the largest score seen in any "
+     "block so far. (online_softmax_update keeps it for you.)", dict(carry_max=False)),
+    ("the scores are not scaled: scale the queries (or each block's scores) by 1/√d_k first.", dict(scale=False)),
+]
+
+
+def _falling_scores(g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """Scores near +100 in the first block of 4 keys, -100 in the second, 0 in the third (float32)."""
+    q = torch.full((2, 3, 4), 10.0) + 0.1 * randn(g, 2, 3, 4)
+    offsets = torch.tensor([5.0] * 4 + [-5.0] * 4 + [0.0] * 4).reshape(12, 1)
+    k = 0.1 * randn(g, 2, 12, 4) + offsets  # q · k / √4 ≈ 20 · offset
+    return q, k, randn(g, 2, 12, 3)
+
+
+def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+    """torch's own attention, the answer every case is compared with."""
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+@check(reference=_reference_chunked, mistakes=_mistakes(_chunked_variant, CHUNKED_MISTAKES),
+       passed="{cases} cases: batched heads, a ragged last block, block_size 1 and ≥ n_k, float64, scores "
+              "that fall from block to block, and a causal mask, all equal to torch's attention.")
+def check_chunked_attention() -> Iterator[Case]:
+    """Check `chunked_attention(q, k, v, block_size, mask=None)`: `(..., n_q, d_k), (..., n_k, d_k),
+    (..., n_k, d_v) -> (..., n_q, d_v)`, compared with `torch.nn.functional.scaled_dot_product_attention`.
+    """
+    f64 = torch.float64
+    # Every case has n_q != n_k and d_k != d_v (except where causal needs n_q = n_k), so that a
+    # transposed product or a wrong dimension changes a shape.
+    for seed, (name, batch, n_q, n_k, d_k, d_v, block, dtype) in enumerate([
+        # Divisible first: it tells "one block short" apart from "the ragged last block dropped".
+        ("a (2, 3)-head batch: 5 queries, 12 keys in 3 blocks of 4, d_k = 6, d_v = 7", (2, 3), 5, 12, 6, 7, 4,
+         torch.float32),
+        ("13 keys in blocks of 4 (the last block holds 1 key), a batch of 2", (2,), 3, 13, 4, 5, 4, torch.float32),
+        ("block_size = 1 (one key per block), one head", (), 4, 6, 3, 2, 1, torch.float32),
+        ("block_size = 8 with only 5 keys (a single, shorter block)", (2,), 3, 5, 4, 3, 8, torch.float32),
+        ("10 keys in blocks of 3, float64", (3,), 4, 10, 5, 2, 3, f64),
+    ]):
+        g = generator(140 + seed)
+        q, k, v = randn(g, *batch, n_q, d_k, dtype=dtype) * 2, randn(g, *batch, n_k, d_k, dtype=dtype), \
+            randn(g, *batch, n_k, d_v, dtype=dtype)
+        yield Case(name, (q, k, v, block), expected=_sdpa(q, k, v))
+    q, k, v = _falling_scores(generator(150))
+    yield Case("scores near +100 in the first block, -100 in the second, 0 in the third (float32)",
+               (q, k, v, 4), expected=_sdpa(q, k, v),
+               hint="with large scores every exp must be of a score minus the running maximum, or it overflows.")
+    g = generator(151)
+    q, k, v = randn(g, 2, 2, 9, 4), randn(g, 2, 2, 9, 4), randn(g, 2, 2, 9, 3)
+    mask = causal_mask(9)
+    yield Case("a causal mask (9 × 9, True = may attend) with blocks of 4: mask each block's scores with its "
+               "columns of the mask", (q, k, v, 4), {"mask": mask}, expected=_sdpa(q, k, v, mask))

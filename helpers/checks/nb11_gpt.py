@@ -26,11 +26,12 @@ def _ce(logits: Tensor, targets: Tensor, **kwargs: object) -> Tensor:
 
 
 LOSS_MISTAKES = [
-    Mistake("the targets are not shifted: position i must predict token i + 1, so pair logits[:, :-1] with "
-            "tokens[:, 1:]. Unshifted, the model is asked to copy the token it already sees.",
+    Mistake("the targets are not shifted: position i must predict token i + 1, so pair the logits of "
+            "positions 0 … n − 2 with the tokens of positions 1 … n − 1. Unshifted, the model is asked to copy the "
+            "token it already sees.",
             lambda logits, tokens: _ce(logits, tokens)),
     Mistake("the shift goes the wrong way: the logits at position i predict the NEXT token, so drop the LAST logits "
-            "and the FIRST tokens (logits[:, :-1] with tokens[:, 1:]).",
+            "and the FIRST tokens.",
             lambda logits, tokens: _ce(logits[:, 1:], tokens[:, :-1])),
     Mistake("the targets wrap around: rolling the tokens makes the last position predict the first token, which it "
             "cannot know. Drop the last position instead of rolling.",
@@ -89,8 +90,8 @@ def _filter_mistakes(right: Callable[[Tensor, float], Tensor]) -> list[Mistake]:
 
 
 TOP_K_MISTAKES = [
-    Mistake("you kept k + 1 tokens: the k-th largest value is topk(k).values[..., -1]; keep the logits >= it (or "
-            "scatter topk's k indices), not those >= the (k+1)-th.",
+    Mistake("you kept k + 1 tokens: keep the logits at least as large as the k-th largest one (the smallest of "
+            "topk's k values), not those at least as large as the (k+1)-th.",
             lambda logits, k: top_k_filter(logits, min(k + 1, logits.shape[-1]))),
     Mistake("you kept k - 1 tokens: a strict comparison with the k-th largest value drops the k-th token itself.",
             lambda logits, k: top_k_filter(logits, k - 1) if k > 1 else logits.new_full(logits.shape, NEG_INF)),

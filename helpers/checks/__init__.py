@@ -13,7 +13,8 @@ check); each notebook's checks sit in a module of their own:
     06  nb06_positional    check_sinusoidal_positional_encoding
     07  nb07_encoder       check_layer_norm
     08  nb08_decoder       check_decoder_layer
-    09  nb09_transformer   check_greedy_decode
+    09  nb09_transformer   check_Transformer, check_label_smoothed_loss, check_warmup_rate, check_train_step,
+                           check_greedy_decode
     10  nb10_efficient     check_cached_attention_step, check_online_softmax_update
     11  nb11_gpt           check_causal_lm_loss, check_top_k_filter, check_top_p_filter
     12  nb12_modern        check_apply_rope, check_rms_norm, check_repeat_kv
@@ -29,7 +30,13 @@ from helpers.checks.nb05_multi_head import check_merge_heads, check_multi_head_a
 from helpers.checks.nb06_positional import check_sinusoidal_positional_encoding
 from helpers.checks.nb07_encoder import check_layer_norm
 from helpers.checks.nb08_decoder import check_decoder_layer
-from helpers.checks.nb09_transformer import check_greedy_decode
+from helpers.checks.nb09_transformer import (
+    check_greedy_decode,
+    check_label_smoothed_loss,
+    check_train_step,
+    check_Transformer,
+    check_warmup_rate,
+)
 from helpers.checks.nb10_efficient import check_cached_attention_step, check_online_softmax_update
 from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
 from helpers.checks.nb12_modern import check_apply_rope, check_repeat_kv, check_rms_norm
@@ -51,6 +58,10 @@ __all__ = [
     "check_sinusoidal_positional_encoding",  # 06
     "check_layer_norm",  # 07
     "check_decoder_layer",  # 08
+    "check_Transformer",  # 09
+    "check_label_smoothed_loss",  # 09
+    "check_warmup_rate",  # 09
+    "check_train_step",  # 09
     "check_greedy_decode",  # 09
     "check_cached_attention_step",  # 10
     "check_online_softmax_update",  # 10

@@ -192,7 +192,8 @@ def _transformer_run(seed: int, share: bool, dropout: float) -> Callable[[Callab
     return run
 
 
-@check(reference=Transformer, mistakes=TRANSFORMER_MISTAKES, returns=("parameter count", "logits", "gradients", "dropout in train()"),
+@check(reference=Transformer, mistakes=TRANSFORMER_MISTAKES,
+       returns=("parameter count", "logits", "gradients", "dropout in train()"),
        compare_first=("parameter count",),
        passed="{cases} models (untied, tied, with dropout): the reference's weights fit, logits, gradients and "
               "parameter counts equal.")

@@ -85,12 +85,6 @@ KNOWN_OVERFLOW: dict[str, list[str]] = {
         'fig, ax = plt.subplots(figsize=(11, 7.5)) attentio',  # code and a heatmap: 808 px
         'fig, ax = plt.subplots(figsize=(14, 7)) ax.imshow(',  # 14 lines of code and a figure: 960 px
     ],
-    "09_full_transformer": [
-        'from helpers.training import warmup_linear_decay s',  # 15 lines of code and a two-panel plot: 784 px
-        'def cross_attention_map(model: Transformer, source',  # 12 lines of code and a two-panel figure: 856 px
-        'hits = total = 0 for source, target in reverse_tes',  # 20 lines of code and a figure: 1058 px
-        'test_data = encode_pairs(test_pairs) loss_honest, ',  # 14 lines of code, a printout and a figure: 1010 px
-    ],
 }
 
 # Where a page points at a file: src=, href= (not in-page anchors), CSS url() and @import.

@@ -90,6 +90,8 @@ def _reference(name: str, resolved: Mapping[str, type]) -> type:
     the table would call it "yours" while the model ran helpers' code: so each reference
     replaces its sub-modules by the resolved classes right after building them.
     """
+    if name not in {c.name for c in COMPONENTS}:
+        raise ValueError(f"no component called {name!r}; the components are {[c.name for c in COMPONENTS]}")
     if name == "MultiHeadAttention":
         class MultiHeadAttention(attention.MultiHeadAttention):
             def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0) -> None:
@@ -120,10 +122,7 @@ def _reference(name: str, resolved: Mapping[str, type]) -> type:
                 self.feed_forward = ff(d_model, d_ff, dropout)
 
         return DecoderLayer
-    if name == "Transformer":
-        return _reference_transformer(resolved["PositionalEncoding"], resolved["EncoderLayer"],
-                                      resolved["DecoderLayer"])
-    raise ValueError(f"no component called {name!r}; the components are {[c.name for c in COMPONENTS]}")
+    return _reference_transformer(resolved["PositionalEncoding"], resolved["EncoderLayer"], resolved["DecoderLayer"])
 
 
 def _reference_transformer(pe: type, encoder_layer: type, decoder_layer: type) -> type:

@@ -11,9 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from helpers.data import BOS, EOS, PAD, VOCAB, Batch, CharVocab, batches, encode_pairs
+from helpers.transformer import greedy_tokens
 
 
 def warmup_schedule(d_model: int, warmup_steps: int, factor: float = 1.0) -> Callable[[int], float]:
@@ -43,6 +45,40 @@ def warmup_linear_decay(warmup_steps: int, total_steps: int) -> Callable[[int], 
         return min((step + 1) / warmup_steps, max(0.0, (total_steps - step) / (total_steps - warmup_steps)))
 
     return rate
+
+
+def label_smoothed_loss(logits: Tensor, targets: Tensor, smoothing: float = 0.1, pad_id: int = PAD) -> Tensor:
+    """The mean label-smoothed cross-entropy over the real (non-padding) target tokens.
+
+    `logits (B, n_t, n_vocab)`, `targets (B, n_t)` -> a scalar. The target distribution gives
+    `1 - smoothing` to the right token and spreads `smoothing` evenly over all `n_vocab` tokens
+    (the right one included), exactly as `F.cross_entropy(..., label_smoothing=smoothing)`.
+    """
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=pad_id, label_smoothing=smoothing)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    src: Tensor,
+    tgt_in: Tensor,
+    tgt_out: Tensor,
+    smoothing: float = 0.1,
+) -> float:
+    """One step of teacher-forced training; returns the step's loss (before the update).
+
+    Zero the gradients (PyTorch adds new ones to the old), forward, label-smoothed loss,
+    backward, the optimizer's step, then the scheduler's (it sets the next step's rate).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss = label_smoothed_loss(model(src, tgt_in), tgt_out, smoothing)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.item()
 
 
 def sequence_loss(model: nn.Module, batch: Batch, loss_fn: nn.Module) -> torch.Tensor:
@@ -77,7 +113,6 @@ def train(
     if schedule is None:
         schedule = warmup_linear_decay(max(1, steps // 10), steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    loss_fn = nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=label_smoothing)
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     epoch: list[Batch] = []
@@ -85,12 +120,8 @@ def train(
     for _ in bar:
         if not epoch:
             epoch = batches(data, batch_size, generator)
-        loss = sequence_loss(model, epoch.pop().to(device), loss_fn)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
+        batch = epoch.pop().to(device)
+        losses.append(train_step(model, optimizer, scheduler, batch.src, batch.tgt_in, batch.tgt_out, label_smoothing))
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.3f}")
     model.eval()
@@ -112,6 +143,15 @@ def teacher_forced_loss(model: nn.Module, data: Batch, batch_size: int = 500) ->
 
 
 @torch.no_grad()
+def greedy_decode_any(model: nn.Module, src: Tensor, max_len: int) -> Tensor:
+    """Greedy decoding with the model's own `greedy_decode`, or, for a model that has only
+    `forward(src, tgt)` (the learner's Transformer), by running the whole model once per new token."""
+    if hasattr(model, "greedy_decode"):
+        return model.greedy_decode(src, bos_id=BOS, eos_id=EOS, max_len=max_len)
+    return greedy_tokens(lambda out: model(src, out)[:, -1], src, BOS, EOS, PAD, max_len)
+
+
+@torch.no_grad()
 def predict(model: nn.Module, sources: Sequence[str], max_len: int, vocab: CharVocab = VOCAB,
             batch_size: int = 500) -> list[str]:
     """Greedy decodings of `sources`, as text."""
@@ -121,7 +161,7 @@ def predict(model: nn.Module, sources: Sequence[str], max_len: int, vocab: CharV
     for i in range(0, len(sources), batch_size):
         chunk = sources[i : i + batch_size]
         src = encode_pairs([(s, "") for s in chunk], vocab).src.to(device)
-        tokens = model.greedy_decode(src, bos_id=BOS, eos_id=EOS, max_len=max_len)
+        tokens = greedy_decode_any(model, src, max_len)
         outputs.extend(vocab.decode(row[1:]) for row in tokens.cpu())
     return outputs
 

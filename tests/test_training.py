@@ -50,3 +50,47 @@ def test_training_learns_and_a_dropped_causal_mask_is_caught(reversal_data):
     masked_em, cheater_em = exact_match(masked, test_pairs, max_len=6), exact_match(cheater, test_pairs, max_len=6)
     assert masked_em >= 0.8, masked_em
     assert cheater_em <= 0.3, cheater_em
+
+
+def test_label_smoothed_loss_is_torchs_and_ignores_padding():
+    from helpers.training import label_smoothed_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(2, 4, 7, generator=g), torch.randint(3, 7, (2, 4), generator=g)
+    targets[0, -1] = 0
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=0,
+                                                 label_smoothing=0.2)
+    torch.testing.assert_close(label_smoothed_loss(logits, targets, 0.2), expected)
+    changed = logits.clone()
+    changed[0, -1] += 5.0  # the padded position's logits do not count
+    torch.testing.assert_close(label_smoothed_loss(changed, targets, 0.2), expected)
+
+
+def test_train_step_updates_steps_the_schedule_and_returns_a_float():
+    from helpers.training import train_step
+
+    model = small_model(causal=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
+    batch = encode_pairs([("abc", "cba"), ("ab", "ba")])
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = train_step(model, optimizer, scheduler, batch.src, batch.tgt_in, batch.tgt_out)
+    assert isinstance(loss, float) and loss > 0
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_greedy_decoding_by_forward_equals_the_models_own():
+    from helpers.training import greedy_decode_any
+
+    class ForwardOnly(torch.nn.Module):  # a learner's Transformer: forward(src, tgt) and nothing else
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, src, tgt):
+            return self.model(src, tgt)
+
+    model = small_model(causal=True).eval()
+    src = encode_pairs([("abcd", ""), ("ba", "")]).src
+    assert torch.equal(greedy_decode_any(ForwardOnly(model), src, 6), greedy_decode_any(model, src, 6))

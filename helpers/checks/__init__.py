@@ -15,7 +15,8 @@ check); each notebook's checks sit in a module of their own:
     06  nb06_positional    check_sinusoidal_positional_encoding, check_PositionalEncoding
     07  nb07_encoder       check_layer_norm, check_FeedForward, check_EncoderLayer
     08  nb08_decoder       check_decoder_layer, check_DecoderLayer
-    09  nb09_transformer   check_greedy_decode
+    09  nb09_transformer   check_Transformer, check_label_smoothed_loss, check_warmup_rate, check_train_step,
+                           check_greedy_decode
     10  nb10_efficient     check_cached_attention_step, check_online_softmax_update,
                            check_chunked_attention
     11  nb11_gpt           check_causal_lm_loss, check_top_k_filter, check_top_p_filter
@@ -42,7 +43,13 @@ from helpers.checks.nb05_multi_head import (
 from helpers.checks.nb06_positional import check_PositionalEncoding, check_sinusoidal_positional_encoding
 from helpers.checks.nb07_encoder import check_EncoderLayer, check_FeedForward, check_layer_norm
 from helpers.checks.nb08_decoder import check_decoder_layer, check_DecoderLayer
-from helpers.checks.nb09_transformer import check_greedy_decode
+from helpers.checks.nb09_transformer import (
+    check_greedy_decode,
+    check_label_smoothed_loss,
+    check_train_step,
+    check_Transformer,
+    check_warmup_rate,
+)
 from helpers.checks.nb10_efficient import (
     check_cached_attention_step,
     check_chunked_attention,
@@ -74,6 +81,10 @@ __all__ = [
     "check_EncoderLayer",  # 07
     "check_decoder_layer",  # 08
     "check_DecoderLayer",  # 08
+    "check_Transformer",  # 09
+    "check_label_smoothed_loss",  # 09
+    "check_warmup_rate",  # 09
+    "check_train_step",  # 09
     "check_greedy_decode",  # 09
     "check_cached_attention_step",  # 10
     "check_online_softmax_update",  # 10

@@ -676,6 +676,7 @@ def is_graded_call(name: str, frame: FrameType | None) -> bool:
 
 def graded(result: CheckResult, frame: FrameType | None) -> CheckResult:
     """`result`, or, under nbgrader, AssertionError with its message if it is not ✅ and `frame` is graded."""
+    __tracebackhide__ = True  # IPython (and pytest) leave this frame out: the student sees the cell and the message
     if not result.passed and under_grader() and is_graded_call(result.name, frame):
         raise AssertionError(result.message)
     return result
@@ -692,6 +693,7 @@ def check(**spec: object) -> Callable[[Callable[[], Iterable[Case]]], Callable[[
         definition = Check(name=cases.__name__.removeprefix("check_"), cases=cases, **spec)  # type: ignore[arg-type]
 
         def run(candidate: object) -> CheckResult:
+            __tracebackhide__ = True  # see `graded`
             return graded(definition.run(candidate), sys._getframe(1))
 
         run.__name__ = run.__qualname__ = cases.__name__

@@ -25,10 +25,13 @@ import pytest
 from helpers.course.notebooks import is_solution_cell, source
 from helpers.environment import DEVICE_ENV
 
+#: The optional extra that installs nbgrader (tests/test_packaging.py: CI installs it).
+EXTRA = "instructor"
+
 try:
     from nbgrader.api import Gradebook
 except ImportError:
-    pytest.skip("nbgrader is not installed: pip install -e '.[instructor]' to run it", allow_module_level=True)
+    pytest.skip(f"nbgrader is not installed: pip install -e '.[{EXTRA}]' to run it", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "attention"
@@ -162,9 +165,13 @@ def test_a_lost_point_shows_the_check_s_hint_and_nothing_else_fails(graded):
     assert list(failed) == [f"check_{WRONG_EXERCISE}"], "only the wrong exercise's check cell fails"
     message = failed[f"check_{WRONG_EXERCISE}"]
     assert message.startswith(f"AssertionError: ❌ {WRONG_EXERCISE}: failed.") and "Hint:" in message, message
+    [shown] = [o for c in graded["autograded"]["one_wrong"][notebook].cells for o in c.get("outputs", [])
+               if o.get("output_type") == "error"]
+    assert "core.py" not in "\n".join(shown.traceback), "the student's traceback is the cell and the message"
     assert not any(errors(nb) for nb in graded["autograded"]["complete"].values())
     # The blank release: each check cell says ⏳, and no other cell fails (the stubs leave it runnable).
     for name, nb in graded["autograded"]["blank"].items():
         blank = errors(nb)
         assert set(blank) == {f"check_{e}" for e in graded["exercises"][name]}, blank
         assert all(m.startswith("AssertionError: ⏳") for m in blank.values()), blank
+

@@ -676,7 +676,6 @@ def is_graded_call(name: str, frame: FrameType | None) -> bool:
 
 def graded(result: CheckResult, frame: FrameType | None) -> CheckResult:
     """`result`, or, under nbgrader, AssertionError with its message if it is not ✅ and `frame` is graded."""
-    __tracebackhide__ = True  # IPython (and pytest) leave this frame out: the student sees the cell and the message
     if not result.passed and under_grader() and is_graded_call(result.name, frame):
         raise AssertionError(result.message)
     return result
@@ -693,7 +692,7 @@ def check(**spec: object) -> Callable[[Callable[[], Iterable[Case]]], Callable[[
         definition = Check(name=cases.__name__.removeprefix("check_"), cases=cases, **spec)  # type: ignore[arg-type]
 
         def run(candidate: object) -> CheckResult:
-            __tracebackhide__ = True  # see `graded`
+            __tracebackhide__ = True  # IPython and pytest leave this frame out of a graded check's traceback
             return graded(definition.run(candidate), sys._getframe(1))
 
         run.__name__ = run.__qualname__ = cases.__name__

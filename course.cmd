@@ -6,13 +6,16 @@ rem   course test    run the whole test suite
 rem   course help    every subcommand (workbook, progress, slides, ...)
 rem
 rem The first run makes a virtual environment in .venv and installs the course into it (a few
-rem minutes); later runs find it ready and start at once. COURSE_TORCH sets the PyTorch requirement.
+rem minutes); later runs find it ready and start at once. COURSE_TORCH sets the PyTorch requirement,
+rem COURSE_EXTRAS optional extras of the course (set COURSE_EXTRAS=instructor: nbgrader).
 setlocal
 set "HERE=%~dp0"
 set "VENV=%HERE%.venv"
 if not defined COURSE_TORCH set "COURSE_TORCH=torch==2.13.0"
 set "STAMP=%VENV%\.course-installed"
-for %%F in ("%HERE%pyproject.toml") do set "WANTED=%COURSE_TORCH% %%~tF %%~zF"
+set "TARGET=%HERE%."
+if defined COURSE_EXTRAS set "TARGET=%HERE%.[%COURSE_EXTRAS%]"
+for %%F in ("%HERE%pyproject.toml") do set "WANTED=%COURSE_TORCH% %%~tF %%~zF %COURSE_EXTRAS%"
 
 set "DONE="
 if exist "%VENV%\Scripts\course.exe" if exist "%STAMP%" set /p DONE=<"%STAMP%"
@@ -33,7 +36,7 @@ echo course: first use: making a virtual environment in %VENV% 1>&2
 
 :install
 echo course: installing the course and its packages ^(%COURSE_TORCH%^) into it: a few minutes, once 1>&2
-"%VENV%\Scripts\python.exe" -m pip install --quiet --disable-pip-version-check "%COURSE_TORCH%" -e "%HERE%." || exit /b 1
+"%VENV%\Scripts\python.exe" -m pip install --quiet --disable-pip-version-check "%COURSE_TORCH%" -e "%TARGET%" || exit /b 1
 >"%STAMP%" echo %WANTED%
 echo course: set up; next time this step is skipped 1>&2
 

@@ -1,5 +1,6 @@
 """The checks framework: results render three ways, and nothing a candidate does escapes."""
 
+import linecache
 import random
 import sys
 
@@ -195,3 +196,98 @@ def test_a_clue_names_a_candidate_that_is_right_on_a_related_case():
     clues = [Clue(lambda case, related: f"right on {related.name}, not on {case.name}", unbatched)]
     rows = Check("rows", reference=lambda x: x.sum(-1), cases=one_tensor, passed="", clues=clues)
     assert rows.run(lambda x: x.sum(0) if x.ndim == 2 else x.sum(-1)).hint == "right on one row, not on a (2, 3) tensor"
+
+
+# ---- under nbgrader: a graded check raises, every other call returns its result ----------------------
+# A graded call is the line `check_<name>(<name>)`, as in an exercise's locked check cell; here the
+# exercise is `identity`, bound locally to a right, wrong or stub answer.
+
+@core.check(reference=lambda x: x.clone(), passed="{cases} case.")
+def check_identity():
+    yield from one_tensor()
+
+
+def doubled(x):
+    return x * 2
+
+
+def stub(x):
+    raise NotImplementedError()
+
+
+@pytest.fixture
+def grader(monkeypatch):
+    """As nbgrader's autograde sets it while it executes the notebook."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+
+
+def test_in_normal_use_a_graded_check_never_raises(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    identity = doubled
+    assert check_identity(identity).status is Status.FAILED
+    identity = stub
+    assert check_identity(identity).status is Status.NOT_ATTEMPTED
+
+
+@pytest.mark.parametrize("run", ["autograde", "validate", " Validate"])
+def test_under_nbgrader_a_failed_graded_check_raises_its_message(monkeypatch, run):
+    monkeypatch.setenv("NBGRADER_EXECUTION", run)
+    expected = check_identity.spec.run(doubled).message
+    assert expected.startswith("❌ identity: failed. On a (2, 3) tensor: the output differs")
+    identity = doubled
+    with pytest.raises(AssertionError) as raised:
+        check_identity(identity)
+    assert str(raised.value) == expected
+
+
+def test_under_nbgrader_the_stub_raises_not_attempted(grader):
+    identity = stub
+    with pytest.raises(AssertionError, match="^⏳ identity: not attempted. Replace `raise NotImplementedError"):
+        check_identity(identity)
+
+
+def test_under_nbgrader_a_passed_check_returns_its_result(grader):
+    identity = lambda x: x.clone()  # noqa: E731
+    result = check_identity(identity)
+    assert result.passed and result.message == "✅ identity: passed. 1 case."
+
+
+def test_under_nbgrader_a_demonstration_of_a_wrong_answer_still_returns(grader):
+    # Notebooks check wrong answers on purpose and assert the ❌: `checks.check_softmax(naive_softmax)`.
+    assert check_identity(doubled).status is Status.FAILED
+    assert check_identity(stub).status is Status.NOT_ATTEMPTED
+    assert check_identity(lambda x: 1 / 0).status is Status.FAILED
+
+
+@pytest.mark.parametrize("value", ["", "1", "generate", "autograder"])
+def test_other_values_of_the_variable_do_not_grade(monkeypatch, value):
+    monkeypatch.setenv("NBGRADER_EXECUTION", value)
+    assert not core.under_grader()
+    identity = stub
+    assert check_identity(identity).status is Status.NOT_ATTEMPTED
+
+
+def frame_of_line(line: str):
+    """The frame of code whose second line reads `line` (as IPython registers a cell's lines)."""
+    filename = f"<cell {abs(hash(line))}>"
+    linecache.cache[filename] = (0, None, ["import sys\n", line + "\n"], filename)
+    namespace: dict[str, object] = {}
+    exec(compile("import sys\nframe = sys._getframe(0)\n", filename, "exec"), namespace)
+    return namespace["frame"]
+
+
+@pytest.mark.parametrize(("line", "is_graded"), [
+    ("checks.check_softmax(softmax)", True),
+    ("checks.check_softmax( softmax )", True),
+    ("check_softmax(softmax);", True),
+    ("checks.check_softmax(naive_softmax)", False),
+    ("checks.check_softmax(softmax_2)", False),
+    ("checks.check_scaled_softmax(softmax)", False),
+    ("result = checks.check_softmax(lambda x: x)", False),
+])
+def test_a_graded_call_is_recognised_by_its_line(line, is_graded):
+    assert core.is_graded_call("softmax", frame_of_line(line)) is is_graded
+
+
+def test_a_call_without_a_frame_is_not_graded():
+    assert core.is_graded_call("softmax", None) is False

@@ -3,6 +3,7 @@ no traceback from any subcommand whatever it is fed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,6 +79,7 @@ def test_workbook_then_progress(tmp_path):
     run = course("progress", str(out), "--no-bar")
     assert run.returncode == 0, run.stderr
     assert "batched_dot" in run.stdout and "⏳ not attempted" in run.stdout
+    assert "By notebook:\n  00 Welcome to Attention, step by step: 0/1 done ⏳" in run.stdout, run.stdout
 
 
 def test_workbook_reports_kept_copies_and_how_to_force(tmp_path):
@@ -188,3 +190,113 @@ def test_ctrl_c_stops_progress_with_one_line_and_no_kernel_left(tmp_path):
     assert stderr.strip() == "course progress: interrupted", stderr
     gone, alive = psutil.wait_procs(kernels, timeout=10)
     assert not alive, "the kernel was shut down"
+
+
+# ---- course progress: per notebook, and whether notebook 09 trained the learner's own model ---------
+
+def executed_notebook(title: str, checks: dict[str, str], *extra_outputs: dict) -> nbformat.NotebookNode:
+    """A synthetic executed workbook: each exercise's solution cell, then its check cell showing `status`."""
+    from nbformat.v4 import new_markdown_cell, new_output
+
+    from helpers.checks.core import MIME_TYPE
+
+    cells = [new_markdown_cell(f"# {title}\n\nText.")]
+    for name, status in checks.items():
+        cells.append(new_code_cell(f"def {name}():\n    pass", metadata={"nbgrader": {
+            "grade": False, "grade_id": name, "locked": False, "schema_version": 3, "solution": True, "task": False}}))
+        payload = {"name": name, "status": status, "summary": "s.", "hint": "h." if status == "failed" else ""}
+        cells.append(new_code_cell(f"checks.check_{name}({name})", outputs=[
+            new_output("display_data", data={MIME_TYPE: payload, "text/plain": status})],
+            metadata={"nbgrader": {"grade": True, "grade_id": f"check_{name}", "locked": True, "points": 1,
+                                   "schema_version": 3, "solution": False, "task": False}}))
+    cells.append(new_code_cell("show()", outputs=[new_output("display_data", data=d) for d in extra_outputs]))
+    return new_notebook(cells=cells)
+
+
+def own_model(trained: bool, accuracy: object, **components: str) -> dict:
+    from helpers.course.progress import OWN_MODEL_MIME_TYPE
+
+    return {OWN_MODEL_MIME_TYPE: {"trained": trained, "accuracy": accuracy, "components": components},
+            "text/plain": "a table"}
+
+
+def workbook(name: str, nb: nbformat.NotebookNode):
+    from helpers.course.progress import Workbook, first_error, own_model_of, rows_for, title_of
+
+    return Workbook(name, title_of(name, nb), rows_for(name, nb), own_model_of(name, nb), first_error(nb))
+
+
+def test_progress_counts_the_exercises_done_per_notebook():
+    from helpers.course.progress import format_report
+
+    books = [
+        workbook("00_welcome.ipynb", executed_notebook("00 · Welcome to *Attention, step by step*",
+                                                       {"batched_dot": "passed"})),
+        workbook("05_multi_head_attention.ipynb", executed_notebook(
+            "05 · Multi-head attention", {"split_heads": "passed", "merge_heads": "passed",
+                                          "MultiHeadAttention": "passed", "multi_head_attention": "not attempted"})),
+        workbook("04_softmax.ipynb", executed_notebook("04 · Softmax", {"softmax": "passed", "causal_mask": "failed"})),
+    ]
+    report = format_report(books)
+    assert "00 Welcome to Attention, step by step: 1/1 done ✅" in report
+    assert "05 Multi-head attention: 3/4 done ⏳" in report
+    assert "04 Softmax: 1/2 done ❌" in report
+    assert "5 of 7 exercises passed." in report, "the table and its total stay"
+    assert "Your own model" not in report, "no capstone among these workbooks: no line about it"
+
+
+def test_progress_says_whose_components_notebook_09_trained():
+    from helpers.course.progress import format_summary
+
+    capstone = "09_full_transformer.ipynb"
+    title = "09 · The full Transformer, trained on a CPU"
+    mine = dict(MultiHeadAttention="yours", PositionalEncoding="yours", EncoderLayer="yours", DecoderLayer="yours")
+    cases = [
+        (own_model(True, 0.984, **mine), "✅ trained your own model, accuracy 98.4% (every component yours: "
+                                         "MultiHeadAttention, PositionalEncoding, EncoderLayer, DecoderLayer)"),
+        (own_model(True, 0.97, **{**mine, "DecoderLayer": "reference"}),
+         "✅ trained a model partly yours, accuracy 97.0% (yours: MultiHeadAttention, PositionalEncoding, "
+         "EncoderLayer; the reference's: DecoderLayer)"),
+        (own_model(True, 0.99, **dict.fromkeys(mine, "reference")),
+         "⏳ trained the reference's model only, accuracy 99.0%: no component of it is yours yet"),
+        (own_model(False, None, **mine), "⏳ the model was not trained (yours: MultiHeadAttention, "
+                                         "PositionalEncoding, EncoderLayer, DecoderLayer; the reference's: none)"),
+        # A payload that is not what the capstone promises: read leniently, never a crash.
+        (own_model("yes", "high", MultiHeadAttention="mine", EncoderLayer="yours"),
+         "⏳ the model was not trained (yours: EncoderLayer; the reference's: none)"),
+    ]
+    for payload, words in cases:
+        summary = format_summary([workbook(capstone, executed_notebook(title, {"greedy_decode": "passed"}, payload))])
+        assert f"09 The full Transformer, trained on a CPU: {words}" in summary, summary
+
+
+def test_progress_says_notebook_09_trained_nothing_when_it_stopped_before():
+    from nbformat.v4 import new_output
+
+    from helpers.course.progress import format_summary
+
+    nb = executed_notebook("09 · The full Transformer", {"greedy_decode": "passed"})
+    nb.cells.append(new_code_cell("train()", outputs=[new_output("error", ename="NameError",
+                                                                 evalue="name 'x' is not defined", traceback=[])]))
+    summary = format_summary([workbook("09_full_transformer.ipynb", nb)])
+    assert ("09 The full Transformer: no model trained yet (its training cell did not report: the notebook "
+            "stopped with NameError: name 'x' is not defined)") in summary, summary
+
+
+def test_progress_command_prints_the_summary_below_the_table(tmp_path, capsys, monkeypatch):
+    from helpers.course import progress
+
+    books = [workbook("09_full_transformer.ipynb", executed_notebook(
+        "09 · The full Transformer", {"greedy_decode": "failed"},
+        own_model(True, 0.9, MultiHeadAttention="yours", DecoderLayer="reference")))]
+    monkeypatch.setattr(progress, "collect_workbooks", lambda folder, show_bar: books)
+    assert main(["progress", str(tmp_path), "--no-bar"]) == 0
+    out = capsys.readouterr().out
+    table, summary = out.split("By notebook:")
+    assert "greedy_decode" in table and "❌ failed" in table and "0 of 1 exercises passed." in table
+    assert "09 The full Transformer: 0/1 done ❌" in summary
+    assert "✅ trained a model partly yours, accuracy 90.0% (yours: MultiHeadAttention; the reference's: " \
+           "DecoderLayer)" in summary
+    assert main(["progress", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["exercise"] for row in rows] == ["greedy_decode"], "--json stays one object per exercise"

@@ -104,3 +104,16 @@ def test_floors_agree_everywhere():
             assert f">= ({major}, {minor})" in welcome, label
     python = pyproject()["project"]["requires-python"]
     assert python == ">=3.11" and "**Python 3.11** or newer" in readme and "python>=3.11" in conda
+
+
+#: The optional extra with nbgrader (README, For instructors); tests/test_nbgrader.py skips without it.
+INSTRUCTOR_EXTRA = "instructor"
+
+
+def test_the_extra_installs_nbgrader_and_ci_installs_the_extra():
+    extras = pyproject()["project"]["optional-dependencies"]
+    assert any(re.match(r"nbgrader\b", requirement) for requirement in extras[INSTRUCTOR_EXTRA])
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(rf"^export COURSE_EXTRAS={INSTRUCTOR_EXTRA}$", ci, re.M), "CI installs it: the nbgrader test runs"
+    launcher = (ROOT / "course").read_text(encoding="utf-8")
+    assert "COURSE_EXTRAS" in launcher and '"$here[$extras]"' in launcher

@@ -18,6 +18,11 @@ SLIDE_TYPES = {"slide", "subslide", "fragment", "-", "skip", "notes"}
 NBGRADER_FIELDS = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
 
 
+def graded_points(exercise: str) -> int:
+    """An exercise's points under nbgrader: 2 for a class (named with a capital letter), 1 for a function."""
+    return 2 if exercise[:1].isupper() else 1
+
+
 def load(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
@@ -114,8 +119,13 @@ def test_exercises_carry_nbgrader_metadata_and_are_checked_next(nb):
         following = next(c for c in nb.cells[i + 1:] if c.cell_type == "code")
         assert f"checks.check_{name}({name})" in source(following), f"the cell after {name} checks it"
         check_meta = following.metadata.get("nbgrader", {})
-        assert check_meta.get("locked") is True, "check cells are locked"
         assert check_meta.get("grade_id") == f"check_{name}", "course progress finds the check cell by this id"
+        # nbgrader's autograded test cell (schema 3): graded, locked, with points (2 for a class exercise).
+        graded = {"grade": True, "locked": True, "solution": False, "task": False, "schema_version": 3,
+                  "points": graded_points(name)}
+        assert {k: check_meta.get(k) for k in graded} == graded, (
+            f"the check cell of {name} is a graded, locked nbgrader test cell: its nbgrader metadata needs {graded}"
+        )
         shown = [o for o in following.outputs if "application/vnd.attention-course.check+json" in o.get("data", {})]
         assert shown and shown[0]["data"]["application/vnd.attention-course.check+json"]["status"] == "passed", (
             f"the complete notebook passes its own check of {name}"

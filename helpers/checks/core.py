@@ -34,6 +34,11 @@ implementation with the candidate's signature. Options of `check`:
 names what came back instead), `shown` for how messages name each part, `compare_first`,
 `diagnostic`, `clues`, `hints`, and `compare` for outputs that are not tensors.
 
+Under nbgrader (its autograde and validate runs set `NBGRADER_EXECUTION`), the graded call
+`check_<name>(<name>)` of an exercise's check cell raises `AssertionError` with the result's
+message when it is ❌ or ⏳, so nbgrader takes the cell's points and shows the hint; any other
+call (a notebook showing a wrong answer on purpose) still returns its result. See `graded`.
+
 Nothing here assumes a pure function of tensors: `Case.run(f)` says how to exercise a
 candidate `f` and returns what to compare. For a class (an `nn.Module` the learner writes),
 a case's run builds it, copies the weights of torch's module in, and returns a tuple of
@@ -47,9 +52,13 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import linecache
 import math
+import os
 import random
+import re
 import signal
+import sys
 import threading
 import traceback
 import warnings
@@ -57,6 +66,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import torch
@@ -637,14 +647,53 @@ class Check:
         return _GENERIC_HINTS.get(failure.kind, "")
 
 
+# ---- grading: nbgrader's runs ---------------------------------------------------------------------
+
+#: The variable nbgrader sets while it executes notebooks, and its values for autograde and validate.
+GRADER_VARIABLE = "NBGRADER_EXECUTION"
+GRADER_RUNS = ("autograde", "validate")
+
+
+def under_grader() -> bool:
+    """True while nbgrader executes the notebook (`nbgrader autograde`, `nbgrader validate`)."""
+    return os.environ.get(GRADER_VARIABLE, "").strip().lower() in GRADER_RUNS
+
+
+def is_graded_call(name: str, frame: FrameType | None) -> bool:
+    """True if the line that called the check is the graded form `check_<name>(<name>)`.
+
+    Only the exercise's own check cell calls a check on the exercise itself (nbgrader locks
+    that cell and its checksum); the course also calls checks on wrong answers on purpose
+    (`checks.check_softmax(naive_softmax)`) and asserts the ❌, and those must not raise. A
+    learner who rebinds the exercise's name (`softmax = my_softmax`) is still graded: the
+    line names the exercise, whatever object it holds.
+    """
+    if frame is None:
+        return False
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    return re.search(rf"\bcheck_{re.escape(name)}\(\s*{re.escape(name)}\s*\)", line) is not None
+
+
+def graded(result: CheckResult, frame: FrameType | None) -> CheckResult:
+    """`result`, or, under nbgrader, AssertionError with its message if it is not ✅ and `frame` is graded."""
+    if not result.passed and under_grader() and is_graded_call(result.name, frame):
+        raise AssertionError(result.message)
+    return result
+
+
 def check(**spec: object) -> Callable[[Callable[[], Iterable[Case]]], Callable[[object], CheckResult]]:
-    """Define `check_<name>(candidate)` from a generator of its cases; `spec` holds `Check`'s other fields."""
+    """Define `check_<name>(candidate)` from a generator of its cases; `spec` holds `Check`'s other fields.
+
+    The function returns the `CheckResult`; under nbgrader its graded call raises instead of
+    returning a ❌ or ⏳ (see `graded`).
+    """
 
     def define(cases: Callable[[], Iterable[Case]]) -> Callable[[object], CheckResult]:
         definition = Check(name=cases.__name__.removeprefix("check_"), cases=cases, **spec)  # type: ignore[arg-type]
 
         def run(candidate: object) -> CheckResult:
-            return definition.run(candidate)
+            __tracebackhide__ = True  # IPython and pytest leave this frame out of a graded check's traceback
+            return graded(definition.run(candidate), sys._getframe(1))
 
         run.__name__ = run.__qualname__ = cases.__name__
         run.__doc__, run.__module__ = cases.__doc__, cases.__module__

@@ -85,11 +85,11 @@ def cmd_workbook(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from helpers.course.progress import as_json, collect, format_table
+    from helpers.course.progress import as_json, collect_workbooks, format_report
 
     folder = Path(args.folder) if args.folder else course_root() / "workbooks"
-    rows = collect(folder, show_bar=not (args.no_bar or args.json))
-    print(as_json(rows) if args.json else format_table(rows))
+    books = collect_workbooks(folder, show_bar=not (args.no_bar or args.json))
+    print(as_json([row for book in books for row in book.rows]) if args.json else format_report(books))
     return 0
 
 

@@ -1,19 +1,44 @@
-"""`course progress`: run the workbooks headless and tabulate every exercise's check."""
+"""`course progress`: run the workbooks headless and tabulate every exercise's check.
+
+Below the table: how many exercises of each notebook are done, and whether notebook 09 trained
+a Transformer made of the learner's own classes (its capstone cell shows a payload of MIME type
+`OWN_MODEL_MIME_TYPE`: {"trained": bool, "accuracy": float, "components": {class: "yours" or
+"reference"}}).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nbformat import NotebookNode
 
 from helpers.checks.core import MIME_TYPE, Status
-from helpers.course.notebooks import CourseError, execute, exercise_names, notebook_paths, one_line, read_notebook
+from helpers.course.notebooks import (
+    CourseError,
+    execute,
+    exercise_names,
+    notebook_paths,
+    one_line,
+    read_notebook,
+    source,
+)
 
 NOT_CHECKED = "not checked"
+
+#: MIME type of the payload notebook 09's capstone cell shows after training the learner's model.
+OWN_MODEL_MIME_TYPE = "application/vnd.attention-course.own-model+json"
+YOURS, REFERENCE = "yours", "reference"
+
+#: The notebook whose capstone trains the learner's own model.
+CAPSTONE = "09"
+
+_TITLE = re.compile(r"^#\s*(\d\d)\s*·\s*(.+?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -68,22 +93,93 @@ def rows_for(name: str, executed: NotebookNode) -> list[Row]:
     return rows
 
 
-def rows_for_file(path: Path, folder: Path) -> list[Row]:
-    """The rows of one workbook; a workbook that cannot be read or run is one row saying why."""
+@dataclass(frozen=True)
+class OwnModel:
+    """What notebook 09's capstone reported: whether it trained, its accuracy, whose each component was."""
+
+    notebook: str
+    trained: bool
+    accuracy: float | None
+    components: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_payload(cls, notebook: str, payload: object) -> OwnModel:
+        """Read a payload leniently: a field of the wrong type counts as missing, never as a crash."""
+        data = payload if isinstance(payload, dict) else {}
+        accuracy = data.get("accuracy")
+        number = isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) and math.isfinite(accuracy)
+        components = data.get("components")
+        return cls(notebook, data.get("trained") is True, float(accuracy) if number else None,
+                   {str(k): v for k, v in components.items() if v in (YOURS, REFERENCE)}
+                   if isinstance(components, dict) else {})
+
+    def whose(self, owner: str) -> list[str]:
+        return [name for name, who in self.components.items() if who == owner]
+
+
+def own_model_of(name: str, executed: NotebookNode) -> OwnModel | None:
+    """The last own-model payload an executed notebook shows, or None."""
+    found = None
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if OWN_MODEL_MIME_TYPE in data:
+                payload = data[OWN_MODEL_MIME_TYPE]
+                if isinstance(payload, str):  # some front ends store JSON payloads as text
+                    try:
+                        payload = json.loads(payload)
+                    except ValueError:
+                        payload = None
+                found = OwnModel.from_payload(name, payload)
+    return found
+
+
+def title_of(name: str, nb: NotebookNode | None) -> str:
+    """ "05 Multi-head attention" from the first cell's `# 05 · Multi-head attention`, else from the file name."""
+    first = next((c for c in (nb.cells if nb is not None else []) if c.cell_type == "markdown"), None)
+    heading = source(first).strip().splitlines()[0] if first is not None and source(first).strip() else ""
+    match = _TITLE.match(heading)
+    if match:  # a terminal shows no Markdown: drop emphasis and code marks
+        return f"{match.group(1)} {match.group(2).replace('*', '').replace('`', '')}"
+    return Path(name).stem.replace("_", " ", 1).replace("_", " ")
+
+
+@dataclass
+class Workbook:
+    """One workbook's outcome: its rows, its title, and what its capstone reported (if it has one)."""
+
+    name: str
+    title: str
+    rows: list[Row]
+    own_model: OwnModel | None = None
+    error: str = ""  # the first error the run stopped with
+
+
+def run_workbook(path: Path, folder: Path) -> Workbook:
+    """Run one workbook; a workbook that cannot be read or run is one row saying why."""
+    nb = None
     try:
         nb = read_notebook(path)
         if not exercise_names(nb):
-            return [Row(path.name, "-", NOT_CHECKED, "no exercises in it: not a course workbook")]
+            return Workbook(path.name, title_of(path.name, nb),
+                            [Row(path.name, "-", NOT_CHECKED, "no exercises in it: not a course workbook")])
         executed = execute(nb, cwd=folder, allow_errors=True)
     except CourseError as exc:
-        return [Row(path.name, "-", NOT_CHECKED, str(exc))]
+        return Workbook(path.name, title_of(path.name, nb), [Row(path.name, "-", NOT_CHECKED, str(exc))])
     except Exception as exc:  # a dead kernel, a timed-out cell, odd metadata: a finding, not a crash
-        return [Row(path.name, "-", NOT_CHECKED, f"could not run it: {one_line(exc)}")]
-    return rows_for(path.name, executed)
+        return Workbook(path.name, title_of(path.name, nb),
+                        [Row(path.name, "-", NOT_CHECKED, f"could not run it: {one_line(exc)}")])
+    return Workbook(path.name, title_of(path.name, executed), rows_for(path.name, executed),
+                    own_model_of(path.name, executed), first_error(executed))
 
 
-def collect(folder: Path, show_bar: bool = True) -> list[Row]:
-    """Execute every workbook in `folder`, one kernel at a time (files are not changed); one row per exercise."""
+def rows_for_file(path: Path, folder: Path) -> list[Row]:
+    """The rows of one workbook; a workbook that cannot be read or run is one row saying why."""
+    return run_workbook(path, folder).rows
+
+
+def collect_workbooks(folder: Path, show_bar: bool = True) -> list[Workbook]:
+    """Execute every workbook in `folder`, one kernel at a time (files are not changed)."""
     from tqdm.auto import tqdm
 
     if not folder.is_dir():
@@ -91,12 +187,17 @@ def collect(folder: Path, show_bar: bool = True) -> list[Row]:
     books = notebook_paths(folder)
     if not books:
         raise CourseError(f"no workbooks (NN_name.ipynb) in {folder}: make them with `course workbook`")
-    rows: list[Row] = []
+    done: list[Workbook] = []
     bar = tqdm(books, desc="running workbooks", unit="notebook", disable=not show_bar, file=sys.stderr)
     for path in bar:
         bar.set_postfix_str(path.name)
-        rows.extend(rows_for_file(path, folder))
-    return rows
+        done.append(run_workbook(path, folder))
+    return done
+
+
+def collect(folder: Path, show_bar: bool = True) -> list[Row]:
+    """Execute every workbook in `folder`, one kernel at a time (files are not changed); one row per exercise."""
+    return [row for book in collect_workbooks(folder, show_bar) for row in book.rows]
 
 
 def as_json(rows: list[Row]) -> str:
@@ -132,3 +233,58 @@ def format_table(rows: list[Row]) -> str:
     passed = sum(r.status == Status.PASSED.value for r in rows)
     lines += ["", f"{passed} of {len(rows)} exercises passed."]
     return "\n".join(lines)
+
+
+def notebook_line(book: Workbook) -> str:
+    """ "05 Multi-head attention: 3/4 done ⏳": ✅ all done, ❌ one failed, ⚠️ one not checked, else ⏳."""
+    exercises = [r for r in book.rows if r.exercise != "-"]
+    if not exercises:
+        return f"{book.title}: ⚠️ not run ({book.rows[0].hint if book.rows else 'no exercises'})"
+    statuses = {r.status for r in exercises}
+    passed = sum(r.status == Status.PASSED.value for r in exercises)
+    if passed == len(exercises):
+        icon = Status.PASSED.icon
+    elif Status.FAILED.value in statuses:
+        icon = Status.FAILED.icon
+    elif NOT_CHECKED in statuses:
+        icon = "⚠️"
+    else:
+        icon = Status.NOT_ATTEMPTED.icon
+    return f"{book.title}: {passed}/{len(exercises)} done {icon}"
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+def own_model_line(book: Workbook) -> str:
+    """Whether the capstone trained the learner's own model, and whose each component was."""
+    model = book.own_model
+    if model is None:
+        stopped = f": the notebook stopped with {book.error}" if book.error else ""
+        return f"{book.title}: no model trained yet (its training cell did not report{stopped})"
+    yours, reference = model.whose(YOURS), model.whose(REFERENCE)
+    accuracy = "" if model.accuracy is None else (
+        f", accuracy {model.accuracy:.1%}" if 0.0 <= model.accuracy <= 1.0 else f", accuracy {model.accuracy:.4g}")
+    whose = f"yours: {_names(yours)}; the reference's: {_names(reference)}"
+    if not model.trained:
+        return f"{book.title}: ⏳ the model was not trained ({whose})"
+    if yours and not reference:
+        return f"{book.title}: ✅ trained your own model{accuracy} (every component yours: {_names(yours)})"
+    if yours:
+        return f"{book.title}: ✅ trained a model partly yours{accuracy} ({whose})"
+    return f"{book.title}: ⏳ trained the reference's model only{accuracy}: no component of it is yours yet"
+
+
+def format_summary(books: list[Workbook]) -> str:
+    """Per notebook, how many exercises are done; then whether notebook 09 trained the learner's own model."""
+    lines = ["By notebook:", *(f"  {notebook_line(book)}" for book in books)]
+    capstones = [b for b in books if b.own_model is not None or b.name.startswith(f"{CAPSTONE}_")]
+    if capstones:
+        lines += ["", "Your own model:", *(f"  {own_model_line(book)}" for book in capstones)]
+    return "\n".join(lines)
+
+
+def format_report(books: list[Workbook]) -> str:
+    """What `course progress` prints: the table of every exercise, then the summary."""
+    return format_table([row for book in books for row in book.rows]) + "\n\n" + format_summary(books)

@@ -18,6 +18,7 @@ in course order, so a reader finds the code where the notebook introduced it.
     07  helpers.toy_tasks     tiny tasks one layer learns in seconds: counting (07), reversal (08)
     09  helpers.data          the synthetic tasks (dates, reversal), vocabulary, padding
     09  helpers.training      schedules, label-smoothed loss, the training loop, exact match
+    09  helpers.yours         which components are the learner's: their classes of 05-09, re-checked
     10  helpers.efficient     online softmax, chunked attention, the KV cache
     10  helpers.measure       median timings, peak memory, threads, torch's fused kernel
     11  helpers.corpus        the generated corpus (a probabilistic grammar) and its exact entropy floor

@@ -282,6 +282,14 @@ def test_course_figure_only_tags_sit_on_code_cells_with_a_figure():
                 assert kinds & {"image/png", "image/svg+xml"}, f"{path.name} cell {number}: tagged, but no figure"
 
 
+def test_course_small_code_tags_sit_on_exercise_solutions_only():
+    for path in notebook_paths(NOTEBOOKS):
+        for number, cell in enumerate(read_notebook(path).cells):
+            if slides.SMALL_CODE_TAG in cell.metadata.get("tags", []):
+                solution = cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")
+                assert solution, f"{path.name} cell {number}: only a solution may be too long for a slide"
+
+
 def test_markdown_images_beside_the_notebook_are_embedded(tmp_path):
     folder = tmp_path / "notebooks"
     (folder / "figures").mkdir(parents=True)
@@ -413,6 +421,18 @@ def test_browser_check_catches_open_and_empty_folded_blocks(browser, tmp_path):
     assert len(problems) == 2, problems
     assert " slide 2 (1/0, 'Open')" in problems[0] and "'Answer' is open" in problems[0]
     assert " slide 3 (2/0, 'Empty')" in problems[1] and "'Hint' is empty" in problems[1]
+
+
+def test_a_solution_tagged_small_code_fits_where_the_same_code_overflows(browser, tmp_path):
+    context, log = browser
+    code = "\n".join(f"value_{i:02d} = torch.zeros(batch_size, sequence_length, d_model)  # line {i} of a long one"
+                     for i in range(34))
+    long, tagged = slide("slide", code, new_code_cell), slide("slide", code, new_code_cell)
+    tagged.metadata["tags"] = [slides.SMALL_CODE_TAG]
+    folder = tmp_path / "notebooks"
+    write_notebook(folder, "00_long", [slide("slide", "# 00 · Long code\n\nTwo slides."), long, tagged])
+    inspection = inspect_deck(context, log, slides.export_decks(folder, tmp_path / "out").decks[0].path)
+    assert inspection.overflowing() == [2], inspection.problems()
 
 
 def test_speaker_view_shows_the_notes_offline(browser, tiny_deck):

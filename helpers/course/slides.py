@@ -19,8 +19,10 @@ Two things differ from nbconvert's defaults, so that a deck shows what JupyterLa
   at once and leaves its content outside it; so decks export without it and embed the
   markdown's local images themselves (``embed_local_images``);
 - a code cell tagged ``slide-figure-only`` (``FIGURE_ONLY_TAG``) shows only its outputs in
-  the deck, for a figure whose code and picture together are taller than a slide.
-  JupyterLab and RISE ignore the tag.
+  the deck, for a figure whose code and picture together are taller than a slide;
+- an exercise's solution cell tagged ``slide-small-code`` (``SMALL_CODE_TAG``) shows its code
+  in a smaller font in the deck, for a solution longer than a slide (solutions are the only
+  cells allowed over 25 lines). JupyterLab and RISE ignore both tags.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ SLIDE_HEIGHT = 720
 
 #: A code cell with this tag (metadata.tags) shows only its outputs in a deck (input hidden).
 FIGURE_ONLY_TAG = "slide-figure-only"
+#: An exercise's solution cell with this tag shows its code in a smaller font in a deck (the template's style).
+SMALL_CODE_TAG = "slide-small-code"
 
 ASSETS = "_assets"
 #: A file inside ASSETS that says the course wrote the folder (and with which package versions).

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -271,6 +272,20 @@ def test_figure_only_cells_show_their_outputs_without_their_code(tmp_path):
     assert page.count(f"data:image/png;base64,{png}") == 1
     assert "shown with its code" in page and "printed by the untagged cell" in page and "another tag" in page
     assert path.read_bytes() == before, "the notebook itself keeps its code (JupyterLab and RISE unchanged)"
+
+
+def test_outputs_with_only_the_course_own_data_are_left_out_quietly(tmp_path):
+    record = {"application/vnd.attention-course.own-model+json": {}}
+    check = {"application/vnd.attention-course.check+json": {}, "text/plain": "the check says passed"}
+    cell = slide("slide", "record_of_training()", new_code_cell)
+    cell.outputs = [nbformat.v4.new_output("display_data", data=record),
+                    nbformat.v4.new_output("display_data", data=check)]
+    folder = tmp_path / "notebooks"
+    write_notebook(folder, "00_records", [slide("slide", "# 00 · Records\n\nText."), cell])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nbconvert warns about an output it cannot show
+        page = slides.export_decks(folder, tmp_path / "out").decks[0].path.read_text(encoding="utf-8")
+    assert "record_of_training" in page and "the check says passed" in page
 
 
 def test_course_figure_only_tags_sit_on_code_cells_with_a_figure():

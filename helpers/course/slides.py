@@ -55,6 +55,9 @@ FIGURE_ONLY_TAG = "slide-figure-only"
 #: An exercise's solution cell with this tag shows its code in a smaller font in a deck (the template's style).
 SMALL_CODE_TAG = "slide-small-code"
 
+#: The media types of the course's own outputs (check results, the capstone's model record).
+COURSE_DATA_TYPE = "application/vnd.attention-course."
+
 ASSETS = "_assets"
 #: A file inside ASSETS that says the course wrote the folder (and with which package versions).
 ASSETS_STAMP = "COURSE_SLIDES_ASSETS"
@@ -279,6 +282,9 @@ def render_deck(nb: NotebookNode, name: str, folder: Path, using=None) -> str:
     if count_slides(nb) == 0:
         raise CourseError(f"{name}: every cell is skip or notes, so there is no slide to show")
     nb = copy.deepcopy(nb)
+    for cell in nb.cells:  # the course's own records for its tools (no picture, no text): nothing to show
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if not _course_data_only(o)]
     nb.metadata["title"] = deck_title(nb, name)  # the browser tab shows "03 · Scaling by √d_k slides"
     body, _ = (using or exporter()).from_notebook_node(
         nb, resources={"metadata": {"name": name, "path": str(folder)}, "course_generator": GENERATOR}
@@ -290,6 +296,12 @@ def render_deck(nb: NotebookNode, name: str, folder: Path, using=None) -> str:
     if remote:
         raise CourseError(f"{name}: the deck would load {remote[0]} from the network ({len(remote)} such reference(s))")
     return body
+
+
+def _course_data_only(output: NotebookNode) -> bool:
+    """An output that holds only the course's own data types (nbconvert would warn it cannot show it)."""
+    data = output.get("data")
+    return bool(data) and all(kind.startswith(COURSE_DATA_TYPE) for kind in data)
 
 
 def embed_local_images(page: str, folder: Path) -> str:

@@ -288,13 +288,13 @@ def test_outputs_with_only_the_course_own_data_are_left_out_quietly(tmp_path):
     assert "record_of_training" in page and "the check says passed" in page
 
 
-def test_course_figure_only_tags_sit_on_code_cells_with_a_figure():
+def test_course_figure_only_tags_sit_on_code_cells_with_something_to_show():
     for path in notebook_paths(NOTEBOOKS):
         for number, cell in enumerate(read_notebook(path).cells):
             if slides.FIGURE_ONLY_TAG in cell.metadata.get("tags", []):
                 assert cell.cell_type == "code", f"{path.name} cell {number}: the tag hides code cells' input only"
-                kinds = {kind for o in cell.get("outputs", []) for kind in o.get("data", {})}
-                assert kinds & {"image/png", "image/svg+xml"}, f"{path.name} cell {number}: tagged, but no figure"
+                shown = [o for o in cell.get("outputs", []) if o.get("text") or o.get("data")]
+                assert shown, f"{path.name} cell {number}: tagged, but no output: its slide would be empty"
 
 
 def test_course_small_code_tags_sit_on_exercise_solutions_only():

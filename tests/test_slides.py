@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -273,13 +274,35 @@ def test_figure_only_cells_show_their_outputs_without_their_code(tmp_path):
     assert path.read_bytes() == before, "the notebook itself keeps its code (JupyterLab and RISE unchanged)"
 
 
-def test_course_figure_only_tags_sit_on_code_cells_with_a_figure():
+def test_outputs_with_only_the_course_own_data_are_left_out_quietly(tmp_path):
+    record = {"application/vnd.attention-course.own-model+json": {}}
+    check = {"application/vnd.attention-course.check+json": {}, "text/plain": "the check says passed"}
+    cell = slide("slide", "record_of_training()", new_code_cell)
+    cell.outputs = [nbformat.v4.new_output("display_data", data=record),
+                    nbformat.v4.new_output("display_data", data=check)]
+    folder = tmp_path / "notebooks"
+    write_notebook(folder, "00_records", [slide("slide", "# 00 · Records\n\nText."), cell])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nbconvert warns about an output it cannot show
+        page = slides.export_decks(folder, tmp_path / "out").decks[0].path.read_text(encoding="utf-8")
+    assert "record_of_training" in page and "the check says passed" in page
+
+
+def test_course_figure_only_tags_sit_on_code_cells_with_something_to_show():
     for path in notebook_paths(NOTEBOOKS):
         for number, cell in enumerate(read_notebook(path).cells):
             if slides.FIGURE_ONLY_TAG in cell.metadata.get("tags", []):
                 assert cell.cell_type == "code", f"{path.name} cell {number}: the tag hides code cells' input only"
-                kinds = {kind for o in cell.get("outputs", []) for kind in o.get("data", {})}
-                assert kinds & {"image/png", "image/svg+xml"}, f"{path.name} cell {number}: tagged, but no figure"
+                shown = [o for o in cell.get("outputs", []) if o.get("text") or o.get("data")]
+                assert shown, f"{path.name} cell {number}: tagged, but no output: its slide would be empty"
+
+
+def test_course_small_code_tags_sit_on_exercise_solutions_only():
+    for path in notebook_paths(NOTEBOOKS):
+        for number, cell in enumerate(read_notebook(path).cells):
+            if slides.SMALL_CODE_TAG in cell.metadata.get("tags", []):
+                solution = cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")
+                assert solution, f"{path.name} cell {number}: only a solution may be too long for a slide"
 
 
 def test_markdown_images_beside_the_notebook_are_embedded(tmp_path):
@@ -413,6 +436,18 @@ def test_browser_check_catches_open_and_empty_folded_blocks(browser, tmp_path):
     assert len(problems) == 2, problems
     assert " slide 2 (1/0, 'Open')" in problems[0] and "'Answer' is open" in problems[0]
     assert " slide 3 (2/0, 'Empty')" in problems[1] and "'Hint' is empty" in problems[1]
+
+
+def test_a_solution_tagged_small_code_fits_where_the_same_code_overflows(browser, tmp_path):
+    context, log = browser
+    code = "\n".join(f"value_{i:02d} = torch.zeros(batch_size, sequence_length, d_model)  # line {i} of a long one"
+                     for i in range(34))
+    long, tagged = slide("slide", code, new_code_cell), slide("slide", code, new_code_cell)
+    tagged.metadata["tags"] = [slides.SMALL_CODE_TAG]
+    folder = tmp_path / "notebooks"
+    write_notebook(folder, "00_long", [slide("slide", "# 00 · Long code\n\nTwo slides."), long, tagged])
+    inspection = inspect_deck(context, log, slides.export_decks(folder, tmp_path / "out").decks[0].path)
+    assert inspection.overflowing() == [2], inspection.problems()
 
 
 def test_speaker_view_shows_the_notes_offline(browser, tiny_deck):

@@ -19,8 +19,10 @@ Two things differ from nbconvert's defaults, so that a deck shows what JupyterLa
   at once and leaves its content outside it; so decks export without it and embed the
   markdown's local images themselves (``embed_local_images``);
 - a code cell tagged ``slide-figure-only`` (``FIGURE_ONLY_TAG``) shows only its outputs in
-  the deck, for a figure whose code and picture together are taller than a slide.
-  JupyterLab and RISE ignore the tag.
+  the deck, for a figure whose code and picture together are taller than a slide;
+- an exercise's solution cell tagged ``slide-small-code`` (``SMALL_CODE_TAG``) shows its code
+  in a smaller font in the deck, for a solution longer than a slide (solutions are the only
+  cells allowed over 25 lines). JupyterLab and RISE ignore both tags.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ SLIDE_HEIGHT = 720
 
 #: A code cell with this tag (metadata.tags) shows only its outputs in a deck (input hidden).
 FIGURE_ONLY_TAG = "slide-figure-only"
+#: An exercise's solution cell with this tag shows its code in a smaller font in a deck (the template's style).
+SMALL_CODE_TAG = "slide-small-code"
+
+#: The media types of the course's own outputs (check results, the capstone's model record).
+COURSE_DATA_TYPE = "application/vnd.attention-course."
 
 ASSETS = "_assets"
 #: A file inside ASSETS that says the course wrote the folder (and with which package versions).
@@ -275,6 +282,9 @@ def render_deck(nb: NotebookNode, name: str, folder: Path, using=None) -> str:
     if count_slides(nb) == 0:
         raise CourseError(f"{name}: every cell is skip or notes, so there is no slide to show")
     nb = copy.deepcopy(nb)
+    for cell in nb.cells:  # the course's own records for its tools (no picture, no text): nothing to show
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if not _course_data_only(o)]
     nb.metadata["title"] = deck_title(nb, name)  # the browser tab shows "03 · Scaling by √d_k slides"
     body, _ = (using or exporter()).from_notebook_node(
         nb, resources={"metadata": {"name": name, "path": str(folder)}, "course_generator": GENERATOR}
@@ -286,6 +296,12 @@ def render_deck(nb: NotebookNode, name: str, folder: Path, using=None) -> str:
     if remote:
         raise CourseError(f"{name}: the deck would load {remote[0]} from the network ({len(remote)} such reference(s))")
     return body
+
+
+def _course_data_only(output: NotebookNode) -> bool:
+    """An output that holds only the course's own data types (nbconvert would warn it cannot show it)."""
+    data = output.get("data")
+    return bool(data) and all(kind.startswith(COURSE_DATA_TYPE) for kind in data)
 
 
 def embed_local_images(page: str, folder: Path) -> str:

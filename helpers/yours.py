@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 import helpers.checks as course_checks
 from helpers import attention, positional, transformer
-from helpers.checks.core import _time_limit  # the checks' own timer: a cell that never ends is stopped too
+from helpers.checks.core import time_limit  # the checks' own timer: a cell that never ends is stopped too
 from helpers.data import VOCAB, encode_pairs, reversal_pairs
 from helpers.training import exact_match, train
 
@@ -180,7 +180,7 @@ def _setup_imports(cells: list[dict]) -> list[str]:
 def _contained() -> Iterator[None]:
     """Run a learner's cell: what it prints is dropped, warnings too, and it may take CELL_TIME_LIMIT seconds."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            warnings.catch_warnings(), _time_limit(CELL_TIME_LIMIT):
+            warnings.catch_warnings(), time_limit(CELL_TIME_LIMIT):
         warnings.simplefilter("ignore")
         yield
 

@@ -30,13 +30,7 @@ def stub(*args, **kwargs):
     raise NotImplementedError()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small modules: one thread is fastest, and several spin against each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- layer_norm ----------------------------------------------------------------------------------------

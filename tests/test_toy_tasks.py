@@ -11,14 +11,7 @@ from helpers.checks import check_EncoderLayer
 from helpers.checks.nb07_encoder import ENCODER_LAYER_MISTAKES
 from helpers.transformer import DecoderLayer, EncoderLayer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small modules: one thread is fastest, and several spin against each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_counting_labels_are_each_tokens_count_in_its_sentence():

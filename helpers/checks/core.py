@@ -290,7 +290,7 @@ def unpack_or_stop(value: object, names: Sequence[str]) -> tuple[object, ...]:
     """`unpack` inside a `Case.run` that calls the candidate several times: what came back ends the case."""
     parts = unpack(value, names)
     if isinstance(parts, Failure):
-        raise _Stop(parts)
+        raise Stop(parts)
     return parts
 
 
@@ -382,8 +382,11 @@ class _TimeUp(Exception):
     pass
 
 
-class _Stop(Exception):
-    """The candidate failed in a way that ends the case at once (it changed its input, it timed out)."""
+class Stop(Exception):
+    """The candidate failed in a way that ends the case at once (it changed its input, it timed out).
+
+    A check's own `Case.run` raises it too, e.g. when a learner's module does not fit the reference's weights.
+    """
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.summary)
@@ -402,7 +405,7 @@ class Raised:
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
+def time_limit(seconds: float) -> Iterator[None]:
     """Interrupt the block after `seconds` (Unix main thread only; elsewhere no limit)."""
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield
@@ -458,12 +461,12 @@ def _guarded(candidate: Callable[..., object]) -> Callable[..., object]:
         try:
             result = candidate(*copies, **kwcopies)
         except _TimeUp:
-            raise _Stop(Failure(Kind.TIMED_OUT, f"your function ran longer than {TIME_LIMIT:.0f} s "
+            raise Stop(Failure(Kind.TIMED_OUT, f"your function ran longer than {TIME_LIMIT:.0f} s "
                                 "on small inputs")) from None
         changed = [f"#{i + 1}" for i, (a, c) in enumerate(zip(args, copies)) if not _same(a, c)]
         changed += [f"`{k}`" for k, v in kwargs.items() if not _same(v, kwcopies[k])]
         if changed:
-            raise _Stop(Failure(Kind.IN_PLACE, f"your function changed its argument {changed[0]} in place"))
+            raise Stop(Failure(Kind.IN_PLACE, f"your function changed its argument {changed[0]} in place"))
         return result
 
     return call
@@ -473,7 +476,7 @@ def _outcome(function: Callable[..., object], case: Case) -> object:
     """What `case` gives with `function`, or `Raised`; the time limit and the stub's NotImplementedError pass."""
     try:
         return case.outcome(function)
-    except (_TimeUp, _Stop, NotImplementedError):
+    except (_TimeUp, Stop, NotImplementedError):
         raise
     except (Exception, SystemExit) as error:  # the candidate's (or a mistake's) code may raise anything
         return Raised(error)
@@ -483,7 +486,7 @@ def _quiet(function: Callable[..., object], case: Case) -> object:
     """Like `_outcome` while diagnosing: a stop or a stub counts as raised."""
     try:
         return _outcome(function, case)
-    except (_Stop, NotImplementedError) as error:
+    except (Stop, NotImplementedError) as error:
         return Raised(error)
 
 
@@ -534,7 +537,7 @@ class Check:
         buffer = io.StringIO()
         try:
             # Warnings are swallowed: the hint names the mistake more precisely than they do.
-            with _preserved_random_state(), _time_limit(TIME_LIMIT), contextlib.redirect_stdout(buffer), \
+            with _preserved_random_state(), time_limit(TIME_LIMIT), contextlib.redirect_stdout(buffer), \
                     contextlib.redirect_stderr(buffer), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 status, summary, hint = self._loop(candidate)
@@ -559,7 +562,7 @@ class Check:
             except NotImplementedError:
                 return Status.NOT_ATTEMPTED, ("Replace `raise NotImplementedError()` with your code, run that cell, "
                                               "then run this one again."), ""
-            except _Stop as stop:
+            except Stop as stop:
                 failure, part, got = stop.failure, None, None
             else:
                 failure, part = self._difference(got, expected, case)

@@ -24,7 +24,7 @@ from helpers.checks.core import (
     Failure,
     Kind,
     Mistake,
-    _Stop,
+    Stop,
     check,
     generator,
     randn,
@@ -171,7 +171,7 @@ def load_reference_state(module: object, state: dict[str, Tensor], what: str, na
     `naming` is the hint when the learner's parameter names differ from the reference's.
     """
     if not isinstance(module, nn.Module):
-        raise _Stop(Failure(Kind.WRONG_TYPE, f"{what} built a {type(module).__name__}, expected an nn.Module",
+        raise Stop(Failure(Kind.WRONG_TYPE, f"{what} built a {type(module).__name__}, expected an nn.Module",
                             NOT_A_MODULE))
     theirs = module.state_dict()
     missing = [k for k in state if k not in theirs]
@@ -185,10 +185,10 @@ def load_reference_state(module: object, state: dict[str, Tensor], what: str, na
                     "module does; the parameter count then includes 4·d_model biases.")
         else:
             hint = naming
-        raise _Stop(Failure(Kind.WRONG_TYPE, summary, hint))
+        raise Stop(Failure(Kind.WRONG_TYPE, summary, hint))
     for key, value in state.items():
         if tuple(theirs[key].shape) != tuple(value.shape):
-            raise _Stop(Failure(Kind.WRONG_SHAPE, f"your {key} has shape {format_shape(theirs[key].shape)}, "
+            raise Stop(Failure(Kind.WRONG_SHAPE, f"your {key} has shape {format_shape(theirs[key].shape)}, "
                                 f"torch's has {format_shape(value.shape)}", naming))
     module.load_state_dict(state)
 

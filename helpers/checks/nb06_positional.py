@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from helpers.checks.core import TOLERANCE, Case, Failure, Kind, Mistake, _Stop, check, generator, randn, seeded
+from helpers.checks.core import TOLERANCE, Case, Failure, Kind, Mistake, Stop, check, generator, randn, seeded
 from helpers.positional import PositionalEncoding, sinusoidal_positional_encoding
 
 
@@ -78,15 +78,15 @@ def _run_module(candidate: Callable[..., object], *, d_model: int, max_len: int 
     with seeded(seed):
         module = candidate(d_model, **kwargs)
     if not isinstance(module, nn.Module):
-        raise _Stop(Failure(Kind.WRONG_TYPE, f"PositionalEncoding(...) built a {type(module).__name__}, "
+        raise Stop(Failure(Kind.WRONG_TYPE, f"PositionalEncoding(...) built a {type(module).__name__}, "
                             "expected an nn.Module", "subclass nn.Module and call super().__init__() first."))
     parameters = [name for name, _ in module.named_parameters()]
     if parameters:
-        raise _Stop(Failure(Kind.WRONG_TYPE, f"your module has trained parameters ({', '.join(parameters)}); "
+        raise Stop(Failure(Kind.WRONG_TYPE, f"your module has trained parameters ({', '.join(parameters)}); "
                             "the sinusoidal code is fixed, nothing in it is trained", BUFFER_HINT))
     length = 5000 if max_len is None else max_len
     if not _table_buffers(module, length, d_model):
-        raise _Stop(Failure(Kind.WRONG_TYPE, f"no buffer of your module holds the table of max_len × d_model = "
+        raise Stop(Failure(Kind.WRONG_TYPE, f"no buffer of your module holds the table of max_len × d_model = "
                             f"{length} × {d_model} numbers", BUFFER_HINT))
     module.train(train)
     leaf = x.detach().clone().requires_grad_(True)

@@ -18,7 +18,7 @@ from helpers.checks.core import (
     Failure,
     Kind,
     Mistake,
-    _Stop,
+    Stop,
     check,
     describe_difference,
     generator,
@@ -98,7 +98,7 @@ def _parameter_count(module: nn.Module) -> Tensor:
 
 
 def _stop(kind: Kind, summary: str, hint: str) -> NoReturn:
-    raise _Stop(Failure(kind, summary, hint))
+    raise Stop(Failure(kind, summary, hint))
 
 
 ShapeHint = Callable[[str, tuple[int, ...], tuple[int, ...]], str]

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# _Stop ends a case with a Failure, as core.unpack_or_stop does: a class whose weights do not fit cannot be run.
-from helpers.checks.core import Case, Failure, Kind, Mistake, _Stop, check, generator, randn, seeded
+# Stop ends a case with a Failure, as core.unpack_or_stop does: a class whose weights do not fit cannot be run.
+from helpers.checks.core import Case, Failure, Kind, Mistake, Stop, check, generator, randn, seeded
 from helpers.training import train_step, warmup_schedule
 from helpers.transformer import Transformer
 
@@ -152,7 +152,7 @@ def _state_dict_fits(model: torch.nn.Module, reference: torch.nn.Module) -> None
             if missing else "",
             f"yours has {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''} that the reference lacks"
             if unexpected else "") if part)
-        raise _Stop(Failure(Kind.WRONG_TYPE, f"your model's weights are not named like the reference's: {words}",
+        raise Stop(Failure(Kind.WRONG_TYPE, f"your model's weights are not named like the reference's: {words}",
                             "name the parts src_embedding, tgt_embedding, positional, encoder.layers, "
                             "decoder.layers and output, as the exercise's text lists them."))
 
@@ -164,7 +164,7 @@ def _transformer_run(seed: int, share: bool, dropout: float) -> Callable[[Callab
             reference = Transformer(*args, share_embeddings=share)
             model = cls(*args, share_embeddings=share)
         if not isinstance(model, torch.nn.Module):
-            raise _Stop(Failure(Kind.WRONG_TYPE, f"the class built a {type(model).__name__}, expected an nn.Module"))
+            raise Stop(Failure(Kind.WRONG_TYPE, f"the class built a {type(model).__name__}, expected an nn.Module"))
         _state_dict_fits(model, reference)
         count = torch.tensor(sum(p.numel() for p in model.parameters()))
         g = generator(seed + 1)
@@ -178,7 +178,7 @@ def _transformer_run(seed: int, share: bool, dropout: float) -> Callable[[Callab
         logits = model(src, tgt)
         if not isinstance(logits, Tensor) or logits.shape != (2, 5, VOCAB_SIZE):
             shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-            raise _Stop(Failure(Kind.WRONG_SHAPE, f"forward returned {shape}, expected logits (2, 5, {VOCAB_SIZE})",
+            raise Stop(Failure(Kind.WRONG_SHAPE, f"forward returned {shape}, expected logits (2, 5, {VOCAB_SIZE})",
                                 "forward(src, tgt) returns the output layer's logits (B, n_t, n_vocab)."))
         (logits[real] * weights).sum().backward()
         grads = torch.cat([(model.get_parameter(name).grad if model.get_parameter(name).grad is not None

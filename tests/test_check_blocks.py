@@ -258,7 +258,7 @@ def test_feed_forward_with_other_names_says_which_weights_do_not_fit():
 
     result = check_FeedForward(Sequential)
     assert result.status is Status.FAILED
-    assert "missing linear1.weight" in result.summary and "unexpected net.0.weight" in result.summary
+    assert "lacks linear1.weight" in result.summary and "has net.0.weight" in result.summary
     assert "linear1, linear2 and dropout" in result.hint
 
 
@@ -324,7 +324,7 @@ def test_encoder_layer_with_a_forgotten_norm_attribute_names_the_weights():
             del self.norm2
 
     result = check_EncoderLayer(OneNorm)
-    assert "missing norm2.weight, norm2.bias" in result.summary and "norm1, norm2" in result.hint
+    assert "lacks norm2.weight, norm2.bias" in result.summary and "norm1, norm2" in result.hint
 
 
 # ---- DecoderLayer ----------------------------------------------------------------------------------------

@@ -291,3 +291,12 @@ def test_a_graded_call_is_recognised_by_its_line(line, is_graded):
 
 def test_a_call_without_a_frame_is_not_graded():
     assert core.is_graded_call("softmax", None) is False
+
+
+def test_key_mismatch_names_what_is_missing_and_what_is_extra():
+    from helpers.checks.core import key_mismatch
+
+    assert key_mismatch(["a.weight", "a.bias"], ["a.bias", "a.weight"]) == ""  # the order does not matter
+    words = key_mismatch(["W.weight", "extra"], ["W.weight", "W.bias"])
+    assert words == "it lacks W.bias; it has extra, which the reference has not"
+    assert key_mismatch([], [f"k{i}" for i in range(6)], shown=4) == "it lacks k0, k1, k2, k3, ..."

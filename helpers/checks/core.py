@@ -370,6 +370,24 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+def key_mismatch(yours: Iterable[str], reference: Iterable[str], shown: int = 4) -> str:
+    """What keeps the reference's weights out of a learner's module, in words; "" when the names fit.
+
+    `yours` and `reference` are state_dict keys. Class checks copy the reference's weights in by name,
+    so this names the keys the learner's module lacks and those it has that the reference has not.
+    """
+    yours, reference = list(yours), list(reference)
+
+    def listed(keys: list[str]) -> str:
+        return ", ".join(keys[:shown]) + (", ..." if len(keys) > shown else "")
+
+    missing = [k for k in reference if k not in yours]
+    unexpected = [k for k in yours if k not in reference]
+    parts = ([f"it lacks {listed(missing)}"] if missing else []) + \
+            ([f"it has {listed(unexpected)}, which the reference has not"] if unexpected else [])
+    return "; ".join(parts)
+
+
 def leading(x: Tensor, count: int = 1) -> Tensor:
     """`x` without its first `count` batch dimensions (their first entry)."""
     return x[(0,) * count]

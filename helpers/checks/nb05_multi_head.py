@@ -27,6 +27,7 @@ from helpers.checks.core import (
     Stop,
     check,
     generator,
+    key_mismatch,
     randn,
     seeded,
     unpack_or_stop,
@@ -174,12 +175,10 @@ def load_reference_state(module: object, state: dict[str, Tensor], what: str, na
         raise Stop(Failure(Kind.WRONG_TYPE, f"{what} built a {type(module).__name__}, expected an nn.Module",
                             NOT_A_MODULE))
     theirs = module.state_dict()
-    missing = [k for k in state if k not in theirs]
-    unexpected = [k for k in theirs if k not in state]
-    if missing or unexpected:
-        parts = ([f"it lacks {', '.join(missing)}"] if missing else []) + \
-                ([f"it has {', '.join(unexpected)}, which the reference has not"] if unexpected else [])
-        summary = f"the weights of torch's module do not fit into your module: {'; '.join(parts)}"
+    mismatch = key_mismatch(theirs, state)
+    if mismatch:
+        summary = f"the weights of torch's module do not fit into your module: {mismatch}"
+        missing, unexpected = [k for k in state if k not in theirs], [k for k in theirs if k not in state]
         if missing and not unexpected and all(k.endswith(".bias") for k in missing):
             hint = ("your linear layers have no bias: keep nn.Linear's bias (its default), as torch's "
                     "module does; the parameter count then includes 4·d_model biases.")

@@ -22,6 +22,7 @@ from helpers.checks.core import (
     check,
     describe_difference,
     generator,
+    key_mismatch,
     randn,
     seeded,
 )
@@ -142,13 +143,9 @@ class ModuleRun:
     def load(self, module: nn.Module) -> None:
         """Copy the reference's weights in by name, or stop with what does not fit."""
         theirs = module.state_dict()
-        missing = [k for k in self.state if k not in theirs]
-        unexpected = [k for k in theirs if k not in self.state]
-        if missing or unexpected:
-            parts = [f"missing {', '.join(missing[:4])}" if missing else "",
-                     f"unexpected {', '.join(unexpected[:4])}" if unexpected else ""]
-            _stop(Kind.WRONG_TYPE, "the torch layer's weights do not fit your module: "
-                  + "; ".join(p for p in parts if p),
+        mismatch = key_mismatch(theirs, self.state)
+        if mismatch:
+            _stop(Kind.WRONG_TYPE, f"the torch layer's weights do not fit your module: {mismatch}",
                   f"use {self.names}: the check copies torch's weights in by these names, and notebook 09 "
                   "assembles your classes the same way.")
         for key, want in self.state.items():

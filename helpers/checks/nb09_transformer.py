@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # Stop ends a case with a Failure, as core.unpack_or_stop does: a class whose weights do not fit cannot be run.
-from helpers.checks.core import Case, Failure, Kind, Mistake, Stop, check, generator, randn, seeded
+from helpers.checks.core import Case, Failure, Kind, Mistake, Stop, check, generator, key_mismatch, randn, seeded
 from helpers.training import train_step, warmup_schedule
 from helpers.transformer import Transformer
 
@@ -142,19 +142,13 @@ TRANSFORMER_MISTAKES = [
 
 def _state_dict_fits(model: torch.nn.Module, reference: torch.nn.Module) -> None:
     """Load the reference's weights into `model`, or stop the case naming the keys that do not fit."""
-    buffers = {name for name, _ in model.named_buffers()}
-    result = model.load_state_dict(reference.state_dict(), strict=False)
-    unexpected = [k for k in result.missing_keys if k not in buffers]  # yours has it, the reference not
-    missing = list(result.unexpected_keys)  # the reference has it, yours not
-    if missing or unexpected:
-        words = "; ".join(part for part in (
-            f"the reference has {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} that yours lacks"
-            if missing else "",
-            f"yours has {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''} that the reference lacks"
-            if unexpected else "") if part)
+    buffers = {name for name, _ in model.named_buffers()}  # a learner's table kept as a persistent buffer may stay
+    words = key_mismatch([k for k in model.state_dict() if k not in buffers], reference.state_dict())
+    if words:
         raise Stop(Failure(Kind.WRONG_TYPE, f"your model's weights are not named like the reference's: {words}",
                             "name the parts src_embedding, tgt_embedding, positional, encoder.layers, "
                             "decoder.layers and output, as the exercise's text lists them."))
+    model.load_state_dict(reference.state_dict(), strict=False)
 
 
 def _transformer_run(seed: int, share: bool, dropout: float) -> Callable[[Callable[..., object]], object]:

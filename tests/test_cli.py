@@ -27,7 +27,26 @@ AS_ROOT = cli.is_root()
 
 
 def course(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """The installed command, in a process of its own, as a user runs it (about 4 s: it imports torch)."""
     return subprocess.run([str(COURSE), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def run_main(capsys, monkeypatch):
+    """`course ARGS` in this process (the entry point is `main`; `course` above shows the two agree):
+    its exit status and what it printed, as `course` returns them, without a new interpreter."""
+
+    def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's own errors and --help
+            code = exc.code if isinstance(exc.code, int) else 2
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["course", *args], code, out, err)
+
+    return run
 
 
 def test_entry_point_is_installed():
@@ -38,10 +57,10 @@ def test_entry_point_is_installed():
         assert sub in run.stdout
 
 
-def test_open_starts_jupyterlab_on_the_course_folder():
+def test_open_starts_jupyterlab_on_the_course_folder(run_main):
     command = open_command(ROOT)
     assert command[1:3] == ["-m", "jupyterlab"] and f"--ServerApp.root_dir={ROOT}" in command
-    run = course("open", "--dry-run", "--port", "8899", *(["--allow-root"] if AS_ROOT else []))
+    run = run_main("open", "--dry-run", "--port", "8899", *(["--allow-root"] if AS_ROOT else []))
     assert run.returncode == 0 and "jupyterlab" in run.stdout and "--ServerApp.port=8899" in run.stdout
 
 
@@ -67,27 +86,27 @@ def test_test_runs_pytest_in_the_course_folder_with_its_options(monkeypatch):
     assert command[1:] == ["-m", "pytest", "-k", "softmax", "-x"] and Path(cwd) == ROOT
 
 
-def test_workbook_then_progress(tmp_path):
+def test_workbook_then_progress(tmp_path, run_main):
     out = tmp_path / "my workbooks"
-    run = course("workbook", "--out", str(out))
+    run = run_main("workbook", "--out", str(out))
     assert run.returncode == 0, run.stderr
     assert "wrote" in run.stdout and (out / "00_welcome.ipynb").exists()
     # Every workbook runs in tests/test_workbooks.py already; here the warm-up's is enough.
     for other in out.glob("*.ipynb"):
         if other.name != "00_welcome.ipynb":
             other.unlink()
-    run = course("progress", str(out), "--no-bar")
+    run = run_main("progress", str(out), "--no-bar")
     assert run.returncode == 0, run.stderr
     assert "batched_dot" in run.stdout and "⏳ not attempted" in run.stdout
     assert "By notebook:\n  00 Welcome to Attention, step by step: 0/1 done ⏳" in run.stdout, run.stdout
 
 
-def test_workbook_reports_kept_copies_and_how_to_force(tmp_path):
+def test_workbook_reports_kept_copies_and_how_to_force(tmp_path, run_main):
     out = tmp_path / "wb"
     assert main(["workbook", "--out", str(out)]) == 0
     path = out / "00_welcome.ipynb"
     path.write_text(path.read_text(encoding="utf-8").replace("Welcome", "Welcome (my copy)", 1), encoding="utf-8")
-    run = course("workbook", "--out", str(out))
+    run = run_main("workbook", "--out", str(out))
     assert run.returncode == 0
     assert "kept 1 workbook(s) you have edited: 00_welcome.ipynb" in run.stdout
     assert "--force" in run.stdout
@@ -139,16 +158,25 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("args", "words"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
-def test_bad_input_gets_a_one_line_error_and_changes_nothing(tmp_path, args, words):
+def test_bad_input_gets_a_one_line_error_and_changes_nothing(tmp_path, args, words, run_main):
     paths = bad_inputs(tmp_path)
     before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
-    run = course(*[a.format(**paths) for a in args])
+    run = run_main(*[a.format(**paths) for a in args])
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and words in run.stderr and "Traceback" not in run.stderr, run.stderr
     assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
 
 
-def test_progress_reports_a_broken_workbook_as_a_row_and_checks_the_others(tmp_path):
+def test_the_installed_command_prints_the_same_one_line_error(tmp_path, run_main):
+    """The cases above call `main` in this process; the installed command, in its own, says the same."""
+    paths = bad_inputs(tmp_path)
+    args = ["execute", paths["broken"]]
+    run, same = course(*args), run_main(*args)
+    assert run.returncode == same.returncode == 2 and run.stderr == same.stderr, (run.stderr, same.stderr)
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr and run.stdout == ""
+
+
+def test_progress_reports_a_broken_workbook_as_a_row_and_checks_the_others(tmp_path, run_main):
     out = tmp_path / "wb"
     write_workbooks(NOTEBOOKS, out)
     for other in out.glob("*.ipynb"):
@@ -156,7 +184,7 @@ def test_progress_reports_a_broken_workbook_as_a_row_and_checks_the_others(tmp_p
             other.unlink()
     (out / "01_corrupted.ipynb").write_text("{not json", encoding="utf-8")
     nbformat.write(new_notebook(cells=[new_code_cell("print('mine')")]), out / "02_my_notes.ipynb")
-    run = course("progress", str(out), "--no-bar")
+    run = run_main("progress", str(out), "--no-bar")
     assert run.returncode == 0 and "Traceback" not in run.stdout + run.stderr, run.stderr
     lines = run.stdout.splitlines()
     [welcome] = [line for line in lines if line.startswith("00_welcome.ipynb")]

@@ -1,7 +1,7 @@
 """nbgrader for real: the course's notebooks as an nbgrader assignment, released and autograded.
 
 In a temporary course directory (its own nbgrader_config.py and gradebook database), the real
-`nbgrader generate_assignment` makes the release of two notebooks, three students submit it,
+`nbgrader generate_assignment` makes the release of a notebook, three students submit it,
 and the real `nbgrader autograde` grades them: the blank release scores 0, a submission with
 one wrong exercise loses exactly that exercise's points, the complete one scores full marks.
 Scores come from nbgrader's gradebook (its Python API) and from `nbgrader export`'s CSV.
@@ -35,9 +35,9 @@ except ImportError:
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "attention"
-#: Two quick notebooks, one of them with several exercises (and demonstrations of wrong answers,
-#: which must not cost points or break the run under the autograder).
-NOTEBOOKS = ["03_scaling", "04_softmax_and_attention"]
+#: A quick notebook with four exercises (and demonstrations of wrong answers, which must not cost
+#: points or break the run under the autograder). Each notebook more costs three more runs of it.
+NOTEBOOKS = ["04_softmax_and_attention"]
 #: The wrong exercise: the answer of the one-wrong submission, in place of the solution.
 WRONG_EXERCISE = "causal_mask"
 WRONG_ANSWER = "return torch.ones(n, n, dtype=torch.bool).triu()  # hides the past instead of the future"

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
+from helpers.course import pytest_plugin
 from helpers.course.pytest_plugin import (
     DURATIONS_KEY,
     job_of,
@@ -141,3 +144,30 @@ def test_a_lone_tests_companion_is_the_cheapest_job():
                   "tests/test_w.py::test_b[job-11_c]", "tests/test_x.py::test_1", "tests/test_y.py::test_1"]
     sent = first_sent(pytest_xdist_make_scheduler(CONFIG, Quiet()), collection)
     assert sent == {"gw0": collection[:4], "gw1": ["tests/test_w.py::test_b[job-09_a]", "tests/test_y.py::test_1"]}
+
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.parametrize("limit", [2**40, 2**20], ids=["under the limit", "over it"])
+def test_a_notebooks_last_cell_fails_when_its_kernel_held_too_much(pytester, monkeypatch, limit):
+    nbformat.write(new_notebook(cells=[new_code_cell("x = bytearray(50 * 2**20)"), new_code_cell("del x")]),
+                   pytester.path / "big.ipynb")
+    monkeypatch.setattr(pytest_plugin, "KERNEL_MEMORY_LIMIT", limit)
+    result = pytester.runpytest_inprocess("--nbval-lax", "--nbval-current-env", "-p", "no:xdist",
+                                          "-p", "no:cacheprovider", "-p", "helpers.course.pytest_plugin", "big.ipynb")
+    if limit > 2**30:
+        result.assert_outcomes(passed=2)
+    else:
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*big.ipynb's kernel peaked at * MiB, over the 1 MiB a workbook's kernel*"])
+
+
+def test_a_kernels_peak_counts_what_it_held_and_then_freed():
+    import os
+
+    before = pytest_plugin.kernel_peak_bytes(os.getpid())
+    block = bytearray(200 * 2**20)
+    block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page, so it is resident
+    del block
+    assert pytest_plugin.kernel_peak_bytes(os.getpid()) >= max(before, 200 * 2**20)

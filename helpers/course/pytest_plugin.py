@@ -14,6 +14,11 @@ to the end: each job's duration is remembered in pytest's cache from the last ru
 measured yet counts by a guess (a test marked `long_running` first, then the notebooks and the
 jobs named after one, later ones first, as they train bigger models).
 
+Each notebook's strict run also bounds its kernel's memory: after the last cell, the kernel's peak
+resident memory (Linux's VmHWM, with any process it started) must stay under KERNEL_MEMORY_LIMIT, or
+that cell fails. A blank workbook's kernel runs the same cells less the solutions, so this is what
+`course progress` needs of a laptop for its kernel (tests/test_workbooks.py measures the command).
+
 A plugin rather than tests/conftest.py: `pytest notebooks/04_x.ipynb` loads no conftest from
 tests/, and needs all of this too.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +38,10 @@ from helpers.environment import DEVICE_ENV
 os.environ[DEVICE_ENV] = "cpu"
 
 DURATIONS_KEY = "course/group_seconds"
+
+#: The most a notebook's kernel may hold at its peak: `course progress` runs one kernel at a time, and
+#: the command and its kernel together must fit in 1.5 GiB (tests/test_workbooks.py, MEMORY_LIMIT).
+KERNEL_MEMORY_LIMIT = 1 * 2**30
 
 #: How the parametrize id of a test that is a job of its own begins.
 OWN_JOB = "job-"
@@ -77,7 +87,43 @@ def guessed_seconds(job: str, item: pytest.Item) -> float:
     return 100.0 + (int(number.group(1)) if number else 0) + extra
 
 
+def kernel_peak_bytes(pid: int) -> int:
+    """The peak resident memory of a kernel process and of the processes it started (Linux; else 0)."""
+    import psutil
+
+    def peak(process: psutil.Process) -> int:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+        except OSError:
+            return 0
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+        return int(match.group(1)) * 1024 if match else 0
+
+    try:
+        kernel = psutil.Process(pid)
+        return sum(peak(p) for p in [kernel, *kernel.children(recursive=True)])
+    except psutil.Error:
+        return 0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield
+    if getattr(item, "_course_last_cell", False):
+        kernel = getattr(item.parent, "kernel", None)  # nbval's RunningKernel
+        pid = getattr(getattr(getattr(kernel, "km", None), "provisioner", None), "pid", None)
+        peak = kernel_peak_bytes(pid) if pid else 0
+        item.user_properties.append(("kernel_peak_bytes", peak))
+        assert peak < KERNEL_MEMORY_LIMIT, (
+            f"{item.path.name}'s kernel peaked at {peak / 2**20:.0f} MiB, over the {KERNEL_MEMORY_LIMIT / 2**20:.0f} "
+            "MiB a workbook's kernel may hold when `course progress` runs it on a student's laptop")
+    return result
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    last_cells = {getattr(item, "parent", None): item for item in items if is_notebook_cell(item)}
+    for item in last_cells.values():
+        item._course_last_cell = True  # type: ignore[attr-defined]
     cache = getattr(config, "cache", None)
     known: dict[str, float] = cache.get(DURATIONS_KEY, {}) if cache else {}
     cost: dict[str, float] = defaultdict(float)

@@ -171,3 +171,14 @@ def test_a_kernels_peak_counts_what_it_held_and_then_freed():
     block[:: 4096] = b"x" * len(block[:: 4096])  # touch every page, so it is resident
     del block
     assert pytest_plugin.kernel_peak_bytes(os.getpid()) >= max(before, 200 * 2**20)
+
+
+def test_the_committed_job_seconds_name_jobs_that_exist_and_every_notebook():
+    """A fresh clone (CI) has no pytest cache: it orders the jobs by this table."""
+    root = Path(__file__).resolve().parent.parent
+    table = pytest_plugin.committed_seconds(root)
+    assert table, f"{pytest_plugin.JOB_SECONDS} is missing: `pytest --record-job-seconds` writes it"
+    for job in table:
+        assert (root / job.split("::", 1)[0]).is_file(), f"{job} in {pytest_plugin.JOB_SECONDS} is gone"
+    notebooks = {f"notebooks/{p.name}" for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    assert notebooks <= set(table), f"not measured yet: {sorted(notebooks - set(table))}"

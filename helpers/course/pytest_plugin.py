@@ -10,8 +10,9 @@ parametrize id starts with `OWN_JOB` (write it with `own_job(name)`); xdist's co
 test ids, so the id is how it knows.
 
 The longest jobs start first (the longest-processing-time rule), so that both workers stay busy
-to the end: each job's duration is remembered in pytest's cache from the last run; a job not
-measured yet counts by a guess (a test marked `long_running` first, then the notebooks and the
+to the end. Each job's duration comes from pytest's cache (the last run here), else from the table
+committed in tests/job_seconds.json (a fresh clone, CI: `pytest --record-job-seconds` rewrites it
+from a whole run), else from a guess (a test marked `long_running` first, then the notebooks and the
 jobs named after one, later ones first, as they train bigger models).
 
 Each notebook's strict run also bounds its kernel's memory: after the last cell, the kernel's peak
@@ -39,6 +40,9 @@ os.environ[DEVICE_ENV] = "cpu"
 
 DURATIONS_KEY = "course/group_seconds"
 
+#: The committed durations, relative to the root folder: what a clone without pytest's cache orders by.
+JOB_SECONDS = Path("tests") / "job_seconds.json"
+
 #: The most a notebook's kernel may hold at its peak: `course progress` runs one kernel at a time, and
 #: the command and its kernel together must fit in 1.5 GiB (tests/test_workbooks.py, MEMORY_LIMIT).
 KERNEL_MEMORY_LIMIT = 1 * 2**30
@@ -54,6 +58,22 @@ _seconds: dict[str, float] = defaultdict(float)  # per job, this run
 def own_job(name: str) -> str:
     """The parametrize id that makes a test a job of its own, e.g. `job-09_full_transformer`."""
     return f"{OWN_JOB}{name}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--record-job-seconds", action="store_true",
+                     help=f"write every job's seconds of this run into {JOB_SECONDS} (after a whole, passing run)")
+
+
+def committed_seconds(root: Path) -> dict[str, float]:
+    """The committed table of job durations, or nothing when it is missing or unreadable."""
+    import json
+
+    try:
+        table = json.loads((root / JOB_SECONDS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {job: float(seconds) for job, seconds in table.items()} if isinstance(table, dict) else {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -125,7 +145,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in last_cells.values():
         item._course_last_cell = True  # type: ignore[attr-defined]
     cache = getattr(config, "cache", None)
-    known: dict[str, float] = cache.get(DURATIONS_KEY, {}) if cache else {}
+    root = getattr(config, "rootpath", None)
+    known = {**(committed_seconds(root) if root else {}), **(cache.get(DURATIONS_KEY, {}) if cache else {})}
     cost: dict[str, float] = defaultdict(float)
     first: dict[str, int] = {}
     for index, item in enumerate(items):
@@ -167,4 +188,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     cache = getattr(session.config, "cache", None)
     if cache is None or hasattr(session.config, "workerinput") or not _seconds:
         return  # a worker: the controller records what every worker measured
-    cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **{k: round(v, 2) for k, v in _seconds.items()}})
+    measured = {k: round(v, 2) for k, v in _seconds.items()}
+    cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **measured})
+    if session.config.getoption("record_job_seconds", False) and session.testsfailed == 0:
+        import json
+
+        merged = {**committed_seconds(session.config.rootpath), **measured}  # a partial run updates its jobs only
+        table = dict(sorted(((job, round(seconds, 1)) for job, seconds in merged.items()), key=lambda j: -j[1]))
+        (session.config.rootpath / JOB_SECONDS).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")

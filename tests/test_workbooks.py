@@ -1,11 +1,11 @@
 """Blank workbooks: stubs instead of solutions, they run top to bottom, every check is not passed,
 a student's edits survive, and filling in an exercise turns its ⏳ into ✅.
 
-Every blank workbook runs as a job of its own that the test workers share, as `course progress` runs
-it (`execute`, then `rows_for`): its exercise path (helpers/course/exercise_path.py), the cells a
-stub can reach, with the set-up they need. The other cells run in a workbook as in its complete
-notebook, which strict nbval runs; so the two together run the whole workbook once, not twice. The
-path shows no error cell and every check ⏳.
+Every blank workbook runs its exercise path (helpers/course/exercise_path.py): the cells a stub can
+reach, with the set-up they need, executed as `course progress` executes a workbook (`execute`, then
+`rows_for`); the thirteen paths share one kernel, its namespace reset between them. The other cells
+run in a workbook as in its complete notebook, which strict nbval runs; so the two together run the
+whole workbook once, not twice. Each path shows no error cell and every check ⏳.
 
 Memory: one more job runs `course progress` itself, as a user does, over the first workbooks, the
 warm-up filled in (it turns ✅): one kernel at a time, and how much the command holds besides its
@@ -190,29 +190,59 @@ def error_cells(nb: nbformat.NotebookNode) -> list[str]:
             for out in cell.get("outputs", []) if out.get("output_type") == "error"]
 
 
-@pytest.mark.parametrize("name", [p.name for p in notebook_paths(NOTEBOOKS)],
-                         ids=lambda name: own_job(name.removesuffix(".ipynb")))
-def test_blank_workbook_runs_and_no_check_passes(name, tmp_path):
-    """One blank workbook's exercise path, run as `course progress` runs a workbook: no error cell, every
-    check ⏳, one kernel, shut down after."""
-    blank = make_workbook(read_notebook(NOTEBOOKS / name), name)
-    path = path_notebook(blank)
+#: Marks each cell of the joined run with the workbook it comes from.
+FROM_WORKBOOK = "attention_course_test_workbook"
+
+
+@pytest.fixture(scope="module")
+def blank_paths(tmp_path_factory) -> dict[str, tuple[nbformat.NotebookNode, nbformat.NotebookNode]]:
+    """Every blank workbook's exercise path, run as `course progress` runs a workbook (`execute`), one
+    after another in one kernel: `%reset -f` empties its namespace (and history) before each workbook,
+    so each starts from nothing but the modules already imported, and thirteen kernel start-ups (torch,
+    matplotlib: about 3 s each) become one. {name: (the blank workbook, its executed path)}."""
+    names = [p.name for p in notebook_paths(NOTEBOOKS)]
+    blanks = {name: make_workbook(read_notebook(NOTEBOOKS / name), name) for name in names}
+    joined = nbformat.v4.new_notebook(metadata=blanks[names[0]].metadata)
+    for name, blank in blanks.items():
+        cells = [nbformat.v4.new_code_cell("%reset -f"), *path_notebook(blank).cells]
+        for cell in cells:
+            cell.metadata[FROM_WORKBOOK] = name
+        joined.cells += cells
     stop = kernel_watch()
     try:
-        executed = execute(path, cwd=tmp_path, allow_errors=True)
+        executed = execute(joined, cwd=tmp_path_factory.mktemp("blank paths"), allow_errors=True)
     finally:
-        peak, kernels, cpu_seconds = stop()
-    ran = sum(cell.cell_type == "code" for cell in path.cells)
-    print(f"blank {name}: {ran} of {sum(c.cell_type == 'code' for c in blank.cells)} code cells, "
+        _, kernels, cpu_seconds = stop()
+    assert kernels == 1, "one kernel ran them"
+    assert not [p for p in psutil.Process().children(recursive=True) if is_kernel(p)], "its kernel is gone"
+    print(f"{len(names)} blank workbooks' paths: {sum(c.cell_type == 'code' for c in joined.cells)} code cells, "
           f"{cpu_seconds:.0f} s of CPU")
+    runs = {}
+    for name, blank in blanks.items():
+        path = nbformat.v4.new_notebook(metadata=blank.metadata)
+        path.cells = [c for c in executed.cells if c.metadata.get(FROM_WORKBOOK) == name][1:]  # less the reset
+        runs[name] = (blank, path)
+    return runs
 
+
+@pytest.mark.parametrize("name", [p.name for p in notebook_paths(NOTEBOOKS)])
+def test_blank_workbook_runs_and_no_check_passes(name, blank_paths):
+    """One blank workbook's exercise path: no error cell, every exercise's check ⏳."""
+    blank, executed = blank_paths[name]
     assert not error_cells(executed), f"the blank {name} stopped: {error_cells(executed)[0]}"
     rows = rows_for(name, executed)
     assert [r.exercise for r in rows] == exercise_names(blank) and rows, "every exercise has its row"
     for row in rows:
         assert row.status == "not attempted", f"{row.notebook}: {row.exercise} is ⏳ on the stub, not {row}"
-    assert kernels == 1, "one kernel ran it"
-    assert not [p for p in psutil.Process().children(recursive=True) if is_kernel(p)], "its kernel is gone"
+
+
+def test_a_stub_that_stops_its_workbook_shows_in_its_row_and_the_next_runs_from_nothing(tmp_path):
+    """The joined run tells workbooks apart: an error stays in its own, and `%reset -f` leaves no name behind."""
+    first = [nbformat.v4.new_code_cell("mine = 1"), nbformat.v4.new_code_cell("1 / 0")]
+    second = [nbformat.v4.new_code_cell("%reset -f"), nbformat.v4.new_code_cell("print('mine' in dir())")]
+    executed = execute(nbformat.v4.new_notebook(cells=first + second), cwd=tmp_path, allow_errors=True)
+    assert error_cells(executed) == ["cell 1: ZeroDivisionError: division by zero"]
+    assert executed.cells[3].outputs[0]["text"] == "False\n"
 
 
 def filled_in_warm_up() -> nbformat.NotebookNode:

@@ -185,14 +185,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    cache = getattr(session.config, "cache", None)
-    if cache is None or hasattr(session.config, "workerinput") or not _seconds:
+    if hasattr(session.config, "workerinput") or not _seconds:
         return  # a worker: the controller records what every worker measured
     measured = {k: round(v, 2) for k, v in _seconds.items()}
-    cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **measured})
+    cache = getattr(session.config, "cache", None)
+    if cache is not None:
+        cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **measured})
     if session.config.getoption("record_job_seconds", False) and session.testsfailed == 0:
         import json
 
-        merged = {**committed_seconds(session.config.rootpath), **measured}  # a partial run updates its jobs only
+        ran = {file_of(job) for job in measured}  # a partial run replaces the jobs of the files it ran only
+        kept = {job: t for job, t in committed_seconds(session.config.rootpath).items() if file_of(job) not in ran}
+        merged = {**kept, **measured}
         table = dict(sorted(((job, round(seconds, 1)) for job, seconds in merged.items()), key=lambda j: -j[1]))
         (session.config.rootpath / JOB_SECONDS).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")

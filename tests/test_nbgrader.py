@@ -1,9 +1,10 @@
 """nbgrader for real: the course's notebooks as an nbgrader assignment, released and autograded.
 
-In a temporary course directory (its own nbgrader_config.py and gradebook database), the real
-`nbgrader generate_assignment` makes the release of a notebook, three students submit it,
-and the real `nbgrader autograde` grades them: the blank release scores 0, a submission with
-one wrong exercise loses exactly that exercise's points, the complete one scores full marks.
+In a temporary course directory (its own nbgrader_config.py and gradebook database), nbgrader's
+`generate_assignment` makes the release of a notebook, three students submit it, and nbgrader's
+`autograde` grades them (through nbgrader's Python API: the apps its commands run, in this process):
+the blank release scores 0, a submission with one wrong exercise loses exactly that exercise's
+points, the complete one scores full marks. The command `nbgrader export` writes the grades' CSV.
 Scores come from nbgrader's gradebook (its Python API) and from `nbgrader export`'s CSV.
 
 nbgrader is the optional extra `instructor`: without it this module is skipped with one line.
@@ -33,6 +34,9 @@ try:
 except ImportError:
     pytest.skip(f"nbgrader is not installed: pip install -e '.[{EXTRA}]' to run it", allow_module_level=True)
 
+# nbgrader's gradebook code trips SQLAlchemy's autoflush warnings (its commands show them nowhere).
+pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "attention"
 #: A quick notebook with four exercises (and demonstrations of wrong answers, which must not cost
@@ -59,15 +63,39 @@ def points(exercise: str) -> int:
     return 2 if exercise[:1].isupper() else 1
 
 
+def nbgrader_env() -> dict[str, str]:
+    """What nbgrader runs under: this environment's commands first on PATH (the kernel it starts,
+    "python3", and `alembic`, which makes the gradebook), offline, on the CPU."""
+    return {"HF_HUB_OFFLINE": "1", DEVICE_ENV: "cpu",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real nbgrader command in the course directory, as an instructor would."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", DEVICE_ENV: "cpu",
-           # The kernel nbgrader starts ("python3") is found on PATH: make it this environment's.
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, **nbgrader_env()}
     env.pop("NBGRADER_EXECUTION", None)
     run = subprocess.run([str(NBGRADER), *args], cwd=course, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{run.stdout}\n{run.stderr[-3000:]}"
     return run
+
+
+def api(course: Path, db: str):  # -> nbgrader.apps.NbGraderAPI
+    """nbgrader's Python API on the course directory: the same apps as the commands, without starting
+    nbgrader's interpreter (about 4 s) for each. What the commands read from nbgrader_config.py."""
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = str(course)
+    config.CourseDirectory.course_id = "attention-step-by-step"
+    config.CourseDirectory.db_url = db
+    config.Execute.timeout = 300
+    return NbGraderAPI(config=config)
+
+
+def succeeded(result: dict) -> str:
+    assert result["success"], f"nbgrader failed:\n{result.get('log', '')}\n{result.get('error', '')[-3000:]}"
+    return result.get("log", "")
 
 
 def answered(release: nbformat.NotebookNode, complete: nbformat.NotebookNode, wrong: dict[str, str]) -> None:
@@ -97,7 +125,16 @@ def graded(tmp_path_factory) -> dict[str, object]:
     for name in NOTEBOOKS:
         shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", source_dir / f"{name}.ipynb")
 
-    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in nbgrader_env().items():
+            env.setenv(name, value)
+        env.delenv("NBGRADER_EXECUTION", raising=False)
+        return graded_course(course, db, source_dir)
+
+
+def graded_course(course: Path, db: str, source_dir: Path) -> dict[str, object]:
+    grader = api(course, db)
+    succeeded(grader.generate_assignment(ASSIGNMENT, force=True))
     for student in STUDENTS:
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
@@ -107,8 +144,8 @@ def graded(tmp_path_factory) -> dict[str, object]:
                 complete = nbformat.read(source_dir / f"{name}.ipynb", as_version=4)
                 answered(release, complete, {WRONG_EXERCISE: WRONG_ANSWER} if student == "one_wrong" else {})
             nbformat.write(release, folder / f"{name}.ipynb")
-    autograde = nbgrader(course, "autograde", ASSIGNMENT, "--force")
-    nbgrader(course, "export", "--to", str(course / "grades.csv"))
+    log = "".join(succeeded(grader.autograde(ASSIGNMENT, student, force=True)) for student in STUDENTS)
+    nbgrader(course, "export", "--to", str(course / "grades.csv"))  # the command, as an instructor exports
 
     exercises = {}
     for name in NOTEBOOKS:
@@ -122,7 +159,7 @@ def graded(tmp_path_factory) -> dict[str, object]:
     with open(course / "grades.csv", newline="", encoding="utf-8") as f:
         exported = {row["student_id"]: float(row["raw_score"]) for row in csv.DictReader(f)}
     return {"course": course, "scores": scores, "cells": cells, "exported": exported,
-            "exercises": exercises, "log": autograde.stderr,
+            "exercises": exercises, "log": log,
             "autograded": {s: {n: nbformat.read(course / "autograded" / s / ASSIGNMENT / f"{n}.ipynb", as_version=4)
                                for n in NOTEBOOKS} for s in STUDENTS}}
 

@@ -49,9 +49,10 @@ def run_main(capsys, monkeypatch):
     return run
 
 
-def test_entry_point_is_installed():
+def test_entry_point_is_installed(run_main):
+    """The installed command runs: test_the_installed_command_prints_the_same_one_line_error starts it."""
     assert COURSE.exists(), "pip install -e . installs the `course` command"
-    run = course("--help")
+    run = run_main("--help")
     assert run.returncode == 0
     for sub in ("open", "workbook", "progress"):
         assert sub in run.stdout

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from helpers.course.exercise_path import exercise_path, is_check_cell, path_notebook
-from helpers.course.notebooks import is_solution_cell, notebook_paths, read_notebook
+from helpers.course.exercise_path import exercise_path, path_notebook
+from helpers.course.notebooks import is_check_cell, is_solution_cell, notebook_paths, read_notebook
 from helpers.course.workbook import make_workbook
 
 GRADING = {"schema_version": 3, "locked": False, "task": False}

@@ -4,8 +4,8 @@ In a temporary course directory (its own nbgrader_config.py and gradebook databa
 `generate_assignment` makes the release of a notebook, three students submit it, and nbgrader's
 `autograde` grades them (through nbgrader's Python API: the apps its commands run, in this process):
 the blank release scores 0, a submission with one wrong exercise loses exactly that exercise's
-points, the complete one scores full marks. The command `nbgrader export` writes the grades' CSV.
-Scores come from nbgrader's gradebook (its Python API) and from `nbgrader export`'s CSV.
+points, the complete one scores full marks. Scores come from nbgrader's gradebook (its Python API)
+and from the CSV that the command `nbgrader export` writes.
 
 nbgrader is the optional extra `instructor`: without it this module is skipped with one line.
 """
@@ -79,18 +79,13 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run
 
 
-def api(course: Path, db: str):  # -> nbgrader.apps.NbGraderAPI
-    """nbgrader's Python API on the course directory: the same apps as the commands, without starting
-    nbgrader's interpreter (about 4 s) for each. What the commands read from nbgrader_config.py."""
+def api(course: Path):  # -> nbgrader.apps.NbGraderAPI
+    """nbgrader's Python API on the course directory, configured by its nbgrader_config.py as the commands
+    are: the same apps, without starting nbgrader's interpreter (about 4 s) for each."""
     from nbgrader.apps import NbGraderAPI
-    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
 
-    config = Config()
-    config.CourseDirectory.root = str(course)
-    config.CourseDirectory.course_id = "attention-step-by-step"
-    config.CourseDirectory.db_url = db
-    config.Execute.timeout = 300
-    return NbGraderAPI(config=config)
+    return NbGraderAPI(config=PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config())
 
 
 def succeeded(result: dict) -> str:
@@ -133,7 +128,7 @@ def graded(tmp_path_factory) -> dict[str, object]:
 
 
 def graded_course(course: Path, db: str, source_dir: Path) -> dict[str, object]:
-    grader = api(course, db)
+    grader = api(course)
     succeeded(grader.generate_assignment(ASSIGNMENT, force=True))
     for student in STUDENTS:
         folder = course / "submitted" / student / ASSIGNMENT

@@ -22,18 +22,13 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import copy
 
 from nbformat import NotebookNode
 
-from helpers.course.notebooks import is_solution_cell, source
+from helpers.course.notebooks import is_check_cell, is_solution_cell, source
 
 _BUILTINS = frozenset(dir(builtins))
-
-
-def is_check_cell(cell: NotebookNode) -> bool:
-    """A graded, locked test cell: an exercise's check."""
-    grading = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.cell_type == "code" and bool(grading.get("grade")) and not grading.get("solution")
 
 
 def _python(code: str) -> ast.Module | None:
@@ -132,8 +127,6 @@ def exercise_path(nb: NotebookNode) -> list[int]:
 
 def path_notebook(nb: NotebookNode) -> NotebookNode:
     """A copy of `nb` with only its exercise path's code cells (markdown kept, for the cells' places)."""
-    import copy
-
     keep = set(exercise_path(nb))
     out = copy.deepcopy(nb)
     out.cells = [cell for i, cell in enumerate(nb.cells) if cell.cell_type != "code" or i in keep]

@@ -69,6 +69,12 @@ def is_solution_cell(cell: NotebookNode) -> bool:
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
 
 
+def is_check_cell(cell: NotebookNode) -> bool:
+    """A graded, locked test cell: an exercise's check."""
+    grading = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(grading.get("grade")) and not grading.get("solution")
+
+
 def exercise_names(nb: NotebookNode) -> list[str]:
     """The exercises of a notebook: the nbgrader `grade_id` of each solution cell."""
     return [cell.metadata.nbgrader.grade_id for cell in nb.cells if is_solution_cell(cell)]

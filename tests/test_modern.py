@@ -27,8 +27,16 @@ from helpers.modern import (
     sliding_window_mask,
 )
 
-transformers = pytest.importorskip("transformers")
-from transformers.models.llama import modeling_llama  # noqa: E402
+transformers = pytest.importorskip("transformers")  # its models load on first use, below
+
+
+def llama():  # -> transformers.models.llama.modeling_llama
+    """Hugging Face's Llama code, imported when a test first needs it: about 2.5 s that only the
+    worker running these tests pays (every worker collects this module)."""
+    from transformers.models.llama import modeling_llama
+
+    return modeling_llama
+
 
 F64 = torch.float64
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -53,7 +61,7 @@ def hf_llama(name: str) -> torch.nn.Module:
     assert attempts == []
     with torch.no_grad():  # norms start at 1: make them random so a swapped norm would show
         for module in model.modules():
-            if isinstance(module, modeling_llama.LlamaRMSNorm):
+            if isinstance(module, llama().LlamaRMSNorm):
                 module.weight.uniform_(0.5, 1.5)
     return model.double().eval()
 
@@ -116,11 +124,11 @@ def test_from_hf_keeps_dtype_and_mode_and_refuses_what_it_cannot_copy():
 def test_rope_equals_hugging_face_rotary():
     head_dim, n = 16, 9
     config = transformers.LlamaConfig(hidden_size=64, num_attention_heads=4)
-    rotary = modeling_llama.LlamaRotaryEmbedding(config)
+    rotary = llama().LlamaRotaryEmbedding(config)
     q, k = torch.randn(2, 4, n, head_dim, dtype=F64), torch.randn(2, 4, n, head_dim, dtype=F64)
     positions = torch.arange(3, 3 + n)
     cos, sin = rotary(q, positions[None])
-    q_hf, k_hf = modeling_llama.apply_rotary_pos_emb(q, k, cos, sin)
+    q_hf, k_hf = llama().apply_rotary_pos_emb(q, k, cos, sin)
     assert torch.equal(apply_rope(q, positions), q_hf) and torch.equal(apply_rope(k, positions), k_hf)
 
 
@@ -166,7 +174,7 @@ def test_rms_norm_equals_the_formula_torch_and_hugging_face():
     weight = torch.rand(16) + 0.5
     formula = x / torch.sqrt((x**2).mean(dim=-1, keepdim=True) + 1e-6) * weight
     torch.testing.assert_close(rms_norm(x, weight, 1e-6), formula)
-    theirs = modeling_llama.LlamaRMSNorm(16, eps=1e-6)
+    theirs = llama().LlamaRMSNorm(16, eps=1e-6)
     with torch.no_grad():
         theirs.weight.copy_(weight)
     ours = RMSNorm(16, eps=1e-6)
@@ -190,7 +198,7 @@ def test_rms_norm_keeps_the_mean_unlike_layer_norm():
 
 def test_swiglu_equals_hugging_face_mlp():
     config = transformers.LlamaConfig(hidden_size=16, intermediate_size=40, num_attention_heads=2)
-    theirs = modeling_llama.LlamaMLP(config).double()
+    theirs = llama().LlamaMLP(config).double()
     ours = SwiGLU(16, 40).double()
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(3, 4, 16, dtype=F64)
@@ -206,7 +214,7 @@ def test_repeat_kv_groups_consecutive_query_heads():
     out = repeat_kv(x, 4)
     assert out.shape == (2, 12, 5, 4)
     assert torch.equal(out, torch.repeat_interleave(x, 4, dim=1))
-    assert torch.equal(out, modeling_llama.repeat_kv(x, 4))
+    assert torch.equal(out, llama().repeat_kv(x, 4))
     assert torch.equal(out[:, 7], x[:, 1])  # query head 7 uses kv head 7 // 4 = 1
     with pytest.raises(ValueError, match=r"\(B, h_kv, n, d\)"):
         repeat_kv(torch.randn(3, 5, 4), 2)

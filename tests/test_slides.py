@@ -2,8 +2,8 @@
 
 The browser tests open every deck in headless Chromium (Debian's `chromium`, driven by
 Playwright) with the network cut off, visit every slide and check that it renders, that nothing
-overflows the slide, that MathJax typeset the LaTeX and that every image loaded. Screenshots of
-the first slides of each deck land in tests/artifacts/slides/ (ignored by git).
+overflows the slide, that MathJax typeset the LaTeX and that every image loaded. A screenshot of
+each deck's title slide, and of every slide that overflows, lands in tests/artifacts/slides/ (ignored by git).
 """
 
 from __future__ import annotations
@@ -480,7 +480,7 @@ OVERFLOW_HINT = (
 def inspect_course_deck(browser, course_decks, name: str):
     context, log = browser
     out, _ = course_decks
-    inspection = inspect_deck(context, log, out / f"{name}.slides.html", screenshots=ARTIFACTS / name, shots=3)
+    inspection = inspect_deck(context, log, out / f"{name}.slides.html", screenshots=ARTIFACTS / name, shots=1)
     INSPECTED[name] = inspection
     return inspection
 

@@ -1,17 +1,19 @@
 """helpers.setup(): repeatable random numbers, threads, the lecture style, the device, figures in any environment."""
 
 import os
-import subprocess
-import sys
 
 import matplotlib as mpl
 import nbformat
 import numpy as np
 import pytest
 import torch
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 import helpers
+from helpers.course.pytest_plugin import FOREIGN_ENVIRONMENT, FOREIGN_ENVIRONMENT_NOTEBOOK
 from helpers.environment import DEVICE_ENV, LECTURE_STYLE, NUM_THREADS, choose_device, thread_count
+
+pytest_plugins = ["pytester"]
 
 
 def test_setup_makes_random_numbers_repeatable():
@@ -61,13 +63,28 @@ def test_setup_outside_a_kernel_leaves_the_backend_alone():
     assert mpl.get_backend() == before
 
 
-def test_a_plotting_notebook_shows_the_same_under_any_environment(root):
-    """Strict nbval on a notebook with figures, under an environment that servers and CI often have."""
-    notebook = root / "notebooks" / "01_queries_keys_values.ipynb"
+def test_a_plotting_notebook_is_checked_in_a_server_s_environment(root):
+    """The suite's strict run of a notebook with figures starts its kernel as servers and CI often do
+    (pytest_plugin.FOREIGN_ENVIRONMENT); its stored outputs were made without, and must come out the same."""
+    notebook = root / "notebooks" / FOREIGN_ENVIRONMENT_NOTEBOOK
     assert any("image/png" in output.get("data", {}) for cell in nbformat.read(notebook, as_version=4).cells
                for output in cell.get("outputs", [])), "the notebook stores figures"
-    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "3"}
-    env.pop(DEVICE_ENV, None)
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", str(notebook)],
-                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:]
+    assert FOREIGN_ENVIRONMENT == {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "3"}
+
+
+def test_only_that_notebook_s_kernel_starts_in_the_foreign_environment(pytester):
+    """Two notebooks print their kernel's MPLBACKEND and OMP_NUM_THREADS; strict nbval compares each with what
+    it stores: the foreign environment in the one notebook, this process's own in the other."""
+    before = dict(os.environ)
+    # (A kernel started without MPLBACKEND sets its own, matplotlib_inline's.)
+    show = "import os\nprint(os.environ.get('MPLBACKEND') == 'Agg', os.environ.get('OMP_NUM_THREADS'))"
+    here = f"False {os.environ.get('OMP_NUM_THREADS')}\n"
+    for name, printed in [(FOREIGN_ENVIRONMENT_NOTEBOOK, "True 3\n"), ("02_other.ipynb", here)]:
+        cell = new_code_cell(show, execution_count=1, outputs=[new_output("stream", name="stdout", text=printed)])
+        nbformat.write(new_notebook(cells=[cell]), pytester.path / name)
+    result = pytester.runpytest_inprocess("--nbval", "--nbval-current-env", "-p", "no:xdist", "-p", "no:cacheprovider",
+                                          "-p", "helpers.course.pytest_plugin", FOREIGN_ENVIRONMENT_NOTEBOOK,
+                                          "02_other.ipynb")
+    result.assert_outcomes(passed=2)
+    restored = {name: os.environ.get(name) for name in FOREIGN_ENVIRONMENT}
+    assert restored == {name: before.get(name) for name in FOREIGN_ENVIRONMENT}, "set only while the kernel started"

@@ -329,7 +329,9 @@ def train_lm(
     rises linearly for `warmup_steps`, then decays linearly to 0. The validation loss over
     `val_tokens` is measured before training and every `eval_every` steps.
     """
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
+    # foreach: all the parameters at once, the CPU's default per-tensor arithmetic in less time (same weights).
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay,
+                                  foreach=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(warmup_steps, steps))
     log = TrainingLog(steps=[0], val_losses=[evaluate_lm(model, val_tokens)], seconds=0.0)
     began = time.perf_counter()

@@ -58,7 +58,7 @@ def _fit(build: Callable[[], nn.Module], batch: Callable[[torch.Generator], tupl
         torch.manual_seed(seed)
         model = build()
     g = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)  # as helpers.training: same weights, faster
     losses = []
     model.train()
     for _ in range(steps):

@@ -42,8 +42,9 @@ def reversal_data():
 def test_training_learns_and_a_dropped_causal_mask_is_caught(reversal_data):
     data, test_pairs = reversal_data
     masked, cheater = small_model(causal=True), small_model(causal=False)
-    losses = train(masked, data, steps=250, batch_size=64, lr=1e-2, progress=False)
-    train(cheater, data, steps=250, batch_size=64, lr=1e-2, progress=False)
+    # 200 steps: exact match 0.96 with the mask, 0.0 without (250 steps: 0.99; 150: 0.74, under the bar)
+    losses = train(masked, data, steps=200, batch_size=64, lr=1e-2, progress=False)
+    train(cheater, data, steps=200, batch_size=64, lr=1e-2, progress=False)
     assert sum(losses[-10:]) < 0.6 * sum(losses[:10])
     test_data = encode_pairs(test_pairs)
     assert teacher_forced_loss(cheater, test_data) < teacher_forced_loss(masked, test_data)

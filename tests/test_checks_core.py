@@ -51,6 +51,27 @@ def test_stub_is_not_attempted():
     assert result.message.startswith("⏳")
 
 
+def test_an_earlier_exercise_still_the_stub_is_named():
+    def feed_forward(x):  # the learner's earlier exercise, still the stub
+        raise NotImplementedError()
+
+    class FeedForwardModule:  # or a class whose method is the stub
+        def __init__(self):
+            raise NotImplementedError()
+
+    def identity(x):  # this exercise, done, but it calls the earlier one
+        return x + 0 * feed_forward(x)
+
+    def identity_with_class(x):
+        FeedForwardModule()
+        return x
+
+    result = run(identity)
+    assert result.status is Status.FAILED and "`feed_forward`" in result.message and "stub" in result.summary
+    assert "finish the `feed_forward` exercise" in result.hint
+    assert "`FeedForwardModule`" in run(identity_with_class).message
+
+
 @pytest.mark.parametrize(
     ("candidate", "expected_text"),
     [

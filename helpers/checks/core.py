@@ -350,6 +350,30 @@ class Clue:
     related: Callable[[Case, object], Iterable[Case]]
 
 
+@dataclass(frozen=True)
+class Term:
+    """One entry of an exercise's contract: something its statement allows, and how the check holds it.
+
+    `allows` is the entry in words ("padding at the start of a row", "mask of shape (B, 1, n_k)",
+    "mask=None"); `covered_by` is a phrase that appears in the name of every generated case that covers
+    it (at least one case must); `wrong` is an implementation right everywhere else and wrong only
+    there; `named` is what the ❌ hint must contain, the words that name that mistake. The table of a
+    check's terms sits beside it in its module; `tests/test_check_contracts.py` holds every check to it.
+    """
+
+    allows: str
+    covered_by: str
+    wrong: Callable[..., object]
+    named: str
+
+
+def contract_table(terms: Sequence[Term]) -> str:
+    """The contract as a markdown table: what the statement allows, and the cases that cover it."""
+    rows = ["| the statement allows | covered by the cases named |", "|---|---|"]
+    rows += [f"| {t.allows} | {t.covered_by} |" for t in terms]
+    return "\n".join(rows)
+
+
 # ---- shared inputs --------------------------------------------------------------------------------
 
 
@@ -518,6 +542,23 @@ def _where_in_student_code(error: BaseException) -> str:
     return ""
 
 
+def _stub_raised_in(error: BaseException) -> str | None:
+    """The exercise whose stub raised `error`: `FeedForward` for `FeedForward.__init__`, else the function's name.
+
+    Only the learner's code counts (frames outside helpers, torch and numpy); None if there is none.
+    """
+    owner = None
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not (code.co_filename.startswith(str(_HELPERS_DIR)) or "site-packages" in code.co_filename):
+            parts = [p for p in code.co_qualname.split(".") if p != "<locals>"]
+            is_method = code.co_argcount > 0 and code.co_varnames[0] in ("self", "cls") and len(parts) >= 2
+            owner = parts[-2] if is_method else parts[-1]
+        tb = tb.tb_next
+    return None if owner is None or owner.startswith("<") else owner
+
+
 # ---- the one loop ---------------------------------------------------------------------------------
 
 
@@ -547,6 +588,7 @@ class Check:
     what: str = "the output"  # how messages name one returned value
     hints: Mapping[Kind, str] = field(default_factory=dict)  # this exercise's words for a kind
     compare: Callable[[object, object, str, tuple[float, float]], Failure | None] = compare_tensors
+    contract: Sequence[Term] = ()  # what the statement allows, each entry covered by cases (see `Term`)
 
     def run(self, candidate: object) -> CheckResult:
         if not callable(candidate):
@@ -577,7 +619,12 @@ class Check:
             expected = self._expected(case)
             try:
                 got = _outcome(guarded, case)
-            except NotImplementedError:
+            except NotImplementedError as error:
+                earlier = _stub_raised_in(error)
+                if earlier is not None and earlier not in (self.name, getattr(candidate, "__name__", None)):
+                    return Status.FAILED, (f"Your {self.name} calls your `{earlier}`, which is still the stub "
+                                           "(it raises NotImplementedError)."), \
+                        f"finish the `{earlier}` exercise above first and run its cell, then run this check again."
                 return Status.NOT_ATTEMPTED, ("Replace `raise NotImplementedError()` with your code, run that cell, "
                                               "then run this one again."), ""
             except Stop as stop:

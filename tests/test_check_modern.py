@@ -80,17 +80,17 @@ def test_rope_stub_and_broken_candidates():
 # --- rms_norm --------------------------------------------------------------------------------------------
 
 
-def rms_norm_with_numpy(x, weight, eps):
+def rms_norm_with_numpy(x, weight, eps=1e-6):
     a = x.numpy().astype(np.float64)
     return torch.from_numpy(a / np.sqrt((a**2).mean(axis=-1, keepdims=True) + eps) * weight.numpy())
 
 
-def rms_norm_with_rsqrt_and_norm(x, weight, eps):
+def rms_norm_with_rsqrt_and_norm(x, weight, eps=1e-6):
     rms = x.norm(dim=-1, keepdim=True) / math.sqrt(x.shape[-1])
     return x * torch.rsqrt(rms**2 + eps) * weight
 
 
-def rms_norm_with_torch(x, weight, eps):
+def rms_norm_with_torch(x, weight, eps=1e-6):
     return torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
@@ -112,12 +112,12 @@ def test_correct_rms_norm_variants_pass(candidate):
     ],
 )
 def test_rms_norm_mistakes_are_named(switches, words):
-    result = check_rms_norm(lambda x, w, eps: _rms_variant(x, w, eps, **switches).float())
+    result = check_rms_norm(lambda x, w, eps=1e-6: _rms_variant(x, w, eps, **switches).float())
     assert result.status is Status.FAILED and words in result.hint, result.message
 
 
 def test_layer_norm_is_not_rms_norm():
-    result = check_rms_norm(lambda x, w, eps: torch.nn.functional.layer_norm(x, (x.shape[-1],), w, None, eps))
+    result = check_rms_norm(lambda x, w, eps=1e-6: torch.nn.functional.layer_norm(x, (x.shape[-1],), w, None, eps))
     assert result.status is Status.FAILED and "LayerNorm" in result.hint, result.message
 
 
@@ -165,3 +165,92 @@ def test_repeat_kv_stub_and_broken_candidates():
     assert check_repeat_kv(stub).status is Status.NOT_ATTEMPTED
     assert check_repeat_kv(lambda x, r: x).status is Status.FAILED
     assert check_repeat_kv(repeat_kv_with_expand).passed
+
+
+# --- the contracts: generated cases, the course's own references, one-place mistakes named -----------------
+
+
+def test_the_course_references_pass():
+    from helpers import modern
+
+    assert check_apply_rope(modern.apply_rope).passed  # float32 angles, as Hugging Face
+    assert check_rms_norm(modern.rms_norm).passed  # float32 statistics
+    assert check_repeat_kv(modern.repeat_kv).passed
+
+
+def test_cases_are_generated_and_cover_the_contracts():
+    names = " | ".join(case.name for check in (check_apply_rope, check_rms_norm, check_repeat_kv)
+                       for case in check.spec.cases())
+    for phrase in ["no batch dimension", "batch and heads", "positions with gaps", "a single vector",
+                   "default eps", "h_kv=1", "n_rep=1", "non-contiguous"]:
+        assert phrase in names, phrase
+    assert [c.name for c in check_apply_rope.spec.cases()] == [c.name for c in check_apply_rope.spec.cases()]
+
+
+def rope_with_einsum_on_pairs(x, positions):
+    d = x.shape[-1]
+    theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    angle = positions.double()[:, None] * theta
+    rotation = torch.stack([torch.stack([angle.cos(), -angle.sin()], -1),
+                            torch.stack([angle.sin(), angle.cos()], -1)], -2)  # (n, d/2, 2, 2)
+    pairs = torch.stack([x[..., : d // 2], x[..., d // 2:]], -1).double()  # (..., n, d/2, 2)
+    turned = torch.einsum("tpij,...tpj->...tpi", rotation, pairs)
+    return torch.cat([turned[..., 0], turned[..., 1]], -1)
+
+
+def test_rope_with_einsum_passes_and_positions_are_any_integers():
+    assert check_apply_rope(rope_with_einsum_on_pairs).passed
+    result = check_apply_rope(lambda x, p: _rope(x, p[0] + torch.arange(len(p))))
+    assert result.status is Status.FAILED and "consecutive" in result.hint and "gaps" in result.summary
+
+
+def test_rope_layout_mistakes_are_named():
+    meta_layout = check_apply_rope(lambda x, p: _rope(x.transpose(-3, -2), p).transpose(-3, -2) if x.ndim == 4
+                                   else _rope(x, p))
+    assert meta_layout.status is Status.FAILED and "second-to-last dimension" in meta_layout.hint, meta_layout.message
+    batch_axis = check_apply_rope(lambda x, p: _rope(x, p) if x.ndim > 2 else _rope(x, p)[None])
+    assert batch_axis.status is Status.FAILED and "any number of leading dimensions" in batch_axis.hint
+
+
+def test_rms_norm_eps_mistakes_are_named():
+    ignored = check_rms_norm(lambda x, w, eps=1e-6: _rms_variant(x, w, 1e-6))
+    assert ignored.status is Status.FAILED and "the `eps` argument" in ignored.hint, ignored.message
+    for wrong in (lambda x, w, eps=1e-5: _rms_variant(x, w, eps), lambda x, w, eps: _rms_variant(x, w, eps)):
+        result = check_rms_norm(wrong)
+        assert result.status is Status.FAILED and "the default is eps = 1e-6" in result.hint, result.message
+
+
+def test_rms_norm_for_rows_only_is_named():
+    result = check_rms_norm(lambda x, w, eps=1e-6: x / x.pow(2).mean(dim=1, keepdim=True).add(eps).sqrt() * w)
+    assert result.status is Status.FAILED and "any number of leading dimensions" in result.hint, result.message
+
+
+def test_rms_norm_in_float64_and_with_a_loop_pass():
+    def with_a_loop(x, weight, eps=1e-6):
+        rows = x.double().reshape(-1, x.shape[-1])
+        out = torch.stack([r / torch.sqrt((r * r).sum() / len(r) + eps) for r in rows])
+        return (out * weight.double()).reshape(x.shape)
+
+    assert check_rms_norm(with_a_loop).passed
+
+
+def test_repeat_kv_contract_mistakes_are_named():
+    def with_view(x, n_rep):
+        b, h, n, d = x.shape
+        return x.view(b * h, n, d).repeat_interleave(n_rep, dim=0).view(b, h * n_rep, n, d)
+
+    def missing_branch(x, n_rep):
+        if n_rep > 1:
+            return torch.repeat_interleave(x, n_rep, dim=1)
+
+    for wrong, words in [(with_view, "non-contiguous"), (missing_branch, "n_rep = 1"),
+                         (lambda x, r: x.squeeze().repeat_interleave(r, dim=-3), "even one of size 1")]:
+        result = check_repeat_kv(wrong)
+        assert result.status is Status.FAILED and words in result.hint, result.message
+
+
+def test_repeat_kv_with_einsum_free_indexing_passes():
+    def by_index(x, n_rep):
+        return x[:, torch.arange(x.shape[1]).repeat_interleave(n_rep)]
+
+    assert check_repeat_kv(by_index).passed

@@ -1,10 +1,10 @@
 """The attention of today's models (notebook 12): RoPE, RMSNorm, SwiGLU, grouped-query attention.
 
-A Llama-style decoder differs from notebook 11's GPT-2 in four places, each small:
+Llama's decoder differs from notebook 11's GPT-2 in four places, each small:
 
 - **RoPE**: no position vectors are added; queries and keys are *rotated* by an angle that
   grows with the position (notebook 06's 2 × 2 rotations), so q·k depends on the offset only;
-- **RMSNorm**: LayerNorm without the mean subtraction and without the bias;
+- **RMSNorm**: LayerNorm without the mean subtraction and without the shift β (its `bias`);
 - **SwiGLU**: a gated feed-forward, `down(silu(gate(x)) * up(x))`, no biases;
 - **grouped-query attention**: fewer key/value heads than query heads, each key/value head
   shared by a group of query heads, which shrinks the KV cache.
@@ -87,12 +87,14 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
     """Rotate queries or keys by their positions, in Hugging Face Llama's rotate-half convention.
 
     Args:
-        x: `(..., n, head_dim)` with head_dim even.
-        positions: `(n,)` integer positions of the n tokens (they need not start at 0: with
-            a KV cache the new token sits at position t).
+        x: `(..., n, head_dim)` with head_dim even and any number of leading dimensions (none,
+            `(B,)`, `(B, h)`): the tokens are the second-to-last dimension.
+        positions: `(n,)` integer positions of the n tokens, any values: they need not start at 0
+            (with a KV cache the new token sits at position t), nor be consecutive.
 
     Returns:
-        `(..., n, head_dim)`: pair (i, i + head_dim/2) of token t turned by the angle t · θ_i.
+        `(..., n, head_dim)`: pair (i, i + head_dim/2) of token t turned by the angle
+        positions[t] · θ_i, the paper's direction (a row times notebook 06's M transposed).
     """
     _require_rope_input(x, positions)
     cos, sin = rope_cos_sin(positions, x.shape[-1], base, x.dtype)
@@ -133,7 +135,9 @@ def interleaved_to_halves(head_dim: int) -> Tensor:
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-6) -> Tensor:
-    """`(..., d) -> (..., d)`: x / sqrt(mean(x²) + eps) · weight; no mean subtracted, no bias.
+    """`(..., d) -> (..., d)`: x / sqrt(mean(x²) + eps) · weight; no mean subtracted, no shift.
+
+    Any number of leading dimensions, a single vector `(d,)` included; eps is the caller's (1e-6 by default).
 
     The statistics are taken in float32 (Hugging Face's island), the scale in x's dtype.
     """
@@ -182,7 +186,8 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     """`(B, h_kv, n, d) -> (B, h_kv · n_rep, n, d)`: each key/value head serves n_rep query heads.
 
     Query heads g·n_rep ... (g+1)·n_rep - 1 share key/value head g (consecutive heads form a
-    group), as `torch.repeat_interleave(x, n_rep, dim=1)`; `expand` makes no copy until the reshape.
+    group), as `torch.repeat_interleave(x, n_rep, dim=1)`; `expand` makes no copy until the reshape,
+    which (unlike `view`) also takes a non-contiguous x. h_kv = 1 is multi-query attention; n_rep = 1 returns x.
     """
     require_tensor("x", x)
     if x.ndim != 4:

@@ -7,7 +7,8 @@
 
 Shapes are batch-first with any number of leading dimensions `...` (batch, heads).
 Masks are boolean with **True = may attend**, as in torch's
-`scaled_dot_product_attention`.
+`scaled_dot_product_attention`. (`nn.MultiheadAttention` and the `nn.Transformer*` modules
+read a boolean mask the other way round: True = blocked.)
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     """Numerically stable softmax along `dim`.
 
     Subtracting the maximum leaves the result unchanged (it cancels between numerator and
-    denominator) but keeps `exp` from overflowing: inputs of magnitude 1e4 are fine. Like
+    denominator) but keeps `exp` from overflowing, which the naive formula does in float32 once a
+    score passes about 88.7: inputs of magnitude 1e4 are fine. Like
     `torch.softmax`, a slice that is entirely `-inf` gives NaN; attention handles that case.
     """
     require_tensor("x", x)
@@ -108,6 +110,8 @@ def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
 
 def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:
     """`(B, n)` token ids -> `(B, 1, n)` boolean mask, False at padding keys.
+
+    `pad_id` is any id; padding may sit at the end of a row or at its start (left padding).
 
     It broadcasts against scores `(B, n_q, n)`; for per-head scores `(B, h, n_q, n)` add a
     head dimension with `.unsqueeze(1)`.

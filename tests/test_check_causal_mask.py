@@ -69,9 +69,22 @@ def test_typical_mistakes_get_their_own_hint(mistake, hint_words):
     assert hint_words in result.hint, result.message
 
 
-def test_inverted_mask_names_the_older_convention():
+def test_inverted_mask_names_the_modules_that_read_masks_that_way():
+    """True = blocked is how nn.MultiheadAttention and nn.Transformer* read a boolean mask, not "older code"."""
     result = check_causal_mask(lambda n: torch.ones(n, n, dtype=torch.bool).triu(1))
-    assert "inverted" in result.hint and "older code" in result.hint
+    assert "inverted" in result.hint and "nn.MultiheadAttention" in result.hint, result.message
+    assert "older" not in result.hint
+
+
+def test_a_squeezed_mask_fails_at_n_1_with_the_shape_named():
+    result = check_causal_mask(lambda n: torch.ones(n, n, dtype=torch.bool).tril().squeeze())
+    assert result.status is Status.FAILED and "n=1" in result.summary and "n = 1 included" in result.hint, \
+        result.message
+
+
+def test_sizes_come_from_a_seed_and_include_odd_even_and_one():
+    names = [case.name for case in check_causal_mask.spec.cases()]
+    assert any("(odd)" in n for n in names) and any("(even)" in n for n in names) and "n=1 (a single token)" in names
 
 
 @pytest.mark.parametrize(

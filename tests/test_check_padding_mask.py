@@ -48,6 +48,34 @@ def test_mistakes_written_independently_are_named(candidate, words):
     assert result.status is Status.FAILED and words in result.hint, result.message
 
 
+def right_padding_only(tokens, pad_id):
+    """Built from each row's length: right only when every row is padded at its end."""
+    lengths = (tokens != pad_id).sum(dim=-1)
+    return (torch.arange(tokens.shape[-1]) < lengths[:, None])[:, None, :]
+
+
+def left_padding_only(tokens, pad_id):
+    lengths = (tokens != pad_id).sum(dim=-1)
+    return (torch.arange(tokens.shape[-1]) >= tokens.shape[-1] - lengths[:, None])[:, None, :]
+
+
+@pytest.mark.parametrize(("candidate", "words"), [
+    (right_padding_only, "always came last"),
+    (left_padding_only, "always came first"),
+])
+def test_padding_assumed_at_one_end_is_named(candidate, words):
+    """Padding sits at the end of some rows and at the start of others: a mask from lengths fails."""
+    result = check_padding_mask(candidate)
+    assert result.status is Status.FAILED and words in result.hint, result.message
+
+
+def test_the_cases_vary_the_pad_id_and_the_side_of_the_padding():
+    cases = list(check_padding_mask.spec.cases())
+    assert len({case.args[1] for case in cases}) >= 3
+    assert any("padding at the start" in case.name for case in cases)
+    assert any("padding at the end" in case.name for case in cases)
+
+
 def test_stub_and_broken_candidates():
     def stub(tokens, pad_id):
         raise NotImplementedError()

@@ -88,10 +88,20 @@ def output_from_torch(q, k, v, mask=None):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights
 
 
+def with_an_additive_mask(q, k, v, mask=None):
+    """The mask turned into a float bias (0 or -inf) added to the scores; empty rows found after the softmax."""
+    scores = q @ k.mT / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores + torch.zeros(mask.shape, dtype=q.dtype).masked_fill(~mask, NEG_INF)
+    weights = scores.softmax(dim=-1)
+    weights = torch.where(torch.isnan(weights), torch.zeros_like(weights), weights)
+    return weights @ v, weights
+
+
 @pytest.mark.parametrize(
     "candidate",
-    [with_masked_fill, with_einsum_and_where, with_loops_in_float64, in_float64, with_large_negative_fill,
-     zero_then_renormalise, output_from_torch, reference],
+    [with_masked_fill, with_einsum_and_where, with_an_additive_mask, with_loops_in_float64, in_float64,
+     with_large_negative_fill, zero_then_renormalise, output_from_torch, reference],
 )
 def test_correct_answers_pass(candidate):
     result = check_scaled_dot_product_attention(candidate)
@@ -193,3 +203,54 @@ def test_broken_candidates_fail_cleanly(candidate, words):
     result = check_scaled_dot_product_attention(candidate)
     assert result.status is Status.FAILED
     assert words in result.message
+
+
+def test_a_stub_softmax_inside_is_named():
+    """Attention that calls the learner's own softmax, still the stub: the ❌ names `softmax`, not ⏳."""
+    def softmax(x, dim=-1):
+        raise NotImplementedError()
+
+    def scaled_dot_product_attention(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask, NEG_INF)
+        weights = torch.nan_to_num(softmax(scores, dim=-1))
+        return weights @ v, weights
+
+    result = check_scaled_dot_product_attention(scaled_dot_product_attention)
+    assert result.status is Status.FAILED, result.message
+    assert "calls your `softmax`, which is still the stub" in result.summary and "`softmax` exercise" in result.hint
+
+
+_LEFT_OUT = object()
+
+
+def crashes_on_explicit_none(q, k, v, mask=_LEFT_OUT):
+    """Right when the mask is left out or given; `mask=None` passed explicitly crashes (None has no .bool)."""
+    return with_masked_fill(q, k, v, None if mask is _LEFT_OUT else mask.bool())
+
+
+def right_padding_from_lengths(q, k, v, mask=None):
+    """Rebuilds a (..., 1, n_k) padding mask from its count of True entries: right for padding at the end only."""
+    if mask is not None and mask.shape[-2] == 1:
+        mask = torch.arange(mask.shape[-1]) < mask.sum(dim=-1, keepdim=True)
+    return with_masked_fill(q, k, v, mask)
+
+
+@pytest.mark.parametrize(("mistake", "hint_words"), [
+    (lambda q, k, v, mask: with_masked_fill(q, k, v, mask), "the mask is optional"),
+    (crashes_on_explicit_none, "the mask is optional"),
+    (lambda q, k, v, mask=None: tuple(t.to(q.dtype) for t in with_masked_fill(q.float(), k.float(), v.float(), mask)),
+     "float64"),
+    (right_padding_from_lengths, "count of True entries"),
+])
+def test_contract_mistakes_written_independently(mistake, hint_words):
+    """A mask required, a crash on mask=None, float32 arithmetic, padding assumed at the end: each is named."""
+    result = check_scaled_dot_product_attention(mistake)
+    assert result.status is Status.FAILED and hint_words in result.hint, result.message
+
+
+def test_every_mask_layout_the_statement_allows_is_a_case():
+    names = " ".join(case.name for case in check_scaled_dot_product_attention.spec.cases())
+    for layout in ("(n_q, n_k)", "(B, 1, n_k)", "(B, 1, 1, n_k)", "(B, n_q, n_k)", "no mask", "mask=None"):
+        assert layout in names, layout

@@ -98,8 +98,8 @@ def max_along_first_dim(x, dim=-1):
 @pytest.mark.parametrize(
     ("mistake", "hint_words"),
     [
-        (naive, "overflows at magnitude 1e4"),
-        (naive_in_float64, "overflows at magnitude 1e4"),
+        (naive, "overflows"),
+        (naive_in_float64, "overflows"),
         (global_max, "maximum of the whole tensor"),
         (lambda x, dim=-1: torch.exp(x), "did not normalise"),
         (lambda x, dim=-1: torch.exp(x - x.amax(dim=dim, keepdim=True)), "did not normalise"),
@@ -117,6 +117,28 @@ def test_typical_mistakes_get_their_own_hint(mistake, hint_words):
     result = check_softmax(mistake)
     assert result.status is Status.FAILED
     assert hint_words in result.hint, result.message
+
+
+def test_naive_fails_once_a_score_passes_88_7_in_float32():
+    """exp overflows float32 past about 88.7: the naive softmax fails there, long before magnitude 1e4."""
+    result = check_softmax(naive)
+    assert "past 88.7" in result.summary and "88.7" in result.hint, result.message
+
+
+def test_naive_in_float64_fails_only_at_magnitude_1e4():
+    result = check_softmax(naive_in_float64)
+    assert "magnitude 1e4" in result.summary and "709.8" in result.hint, result.message
+
+
+@pytest.mark.parametrize(("mistake", "hint_words"), [
+    (lambda x, dim=-1: torch.softmax(x.float(), dim=dim).to(x.dtype), "float64"),
+    (lambda x, dim=-1: torch.softmax(x - x.mean(dim=dim, keepdim=True), dim=dim), "mean"),
+    (lambda x, dim=0: torch.softmax(x, dim=dim), "default for `dim`"),
+])
+def test_mistakes_of_the_contract_written_independently(mistake, hint_words):
+    """Computing in float32, shifting by the mean, another default dim: each fails where the contract says."""
+    result = check_softmax(mistake)
+    assert result.status is Status.FAILED and hint_words in result.hint, result.message
 
 
 def test_global_max_passes_where_the_rows_are_at_similar_levels():

@@ -75,11 +75,13 @@ def batched_dot(a: Tensor, b: Tensor) -> Tensor:
     """Dot product of matching vectors along the last dimension.
 
     Args:
-        a: `(..., d)`.
-        b: `(..., d)`; its leading dimensions broadcast against `a`'s.
+        a: `(..., d)`, any number of leading dimensions, none included (a single vector `(d,)`).
+        b: `(..., d)`, the shape of `a` (the exercise's rule); leading dimensions that broadcast
+            against `a`'s work too.
 
     Returns:
-        `(...)`: `out[i] = sum_j a[i, j] * b[i, j]` for every batch index `i`.
+        `(...)`: `out[i] = sum_j a[i, j] * b[i, j]` for every batch index `i`; every leading dimension
+        stays, size 1 included, and a single pair gives a 0-dimensional tensor.
     """
     require_tensor("a", a)
     require_tensor("b", b)

@@ -49,6 +49,10 @@ def test_stub_is_not_attempted():
         (lambda a, b: a @ b.transpose(-2, -1), "every vector against every other"),
         (lambda a, b: torch.nn.functional.cosine_similarity(a, b, dim=-1), "cosine similarity"),
         (lambda a, b: (a * a).sum(dim=-1), "instead of multiplying a with b"),
+        (lambda a, b: (a * b).sum(dim=-1).squeeze(), "squeezed away every dimension of size 1"),
+        (lambda a, b: torch.einsum("bnd,bnd->bn", a, b) if a.ndim >= 3 else (a * b).sum(dim=-1),
+         "any number of leading batch dimensions"),
+        (lambda a, b: (a * b).sum(dim=-1) if a.ndim > 1 else (a * b).sum().item(), "a single pair of shape (d,)"),
     ],
 )
 def test_typical_mistakes_get_their_own_hint(mistake, hint_words):
@@ -76,3 +80,11 @@ def test_no_mistake_hint_prints_the_answer():
 
     for mistake in MISTAKES:  # the hint names the mistake; the learner writes the code
         assert ".sum(dim=-1)" not in mistake.hint and "(a * b)" not in mistake.hint, mistake.hint
+
+
+def test_cases_are_drawn_and_cover_every_layout():
+    """Sizes come from seeded generators, all different within a case; every layout of the statement is there."""
+    shapes = [tuple(case.args[0].shape) for case in check_batched_dot.spec.cases()]
+    assert {len(s) for s in shapes} == {1, 2, 3, 4} and any(1 in s for s in shapes), shapes
+    assert all(len(set(s)) == len(s) for s in shapes if 1 not in s), shapes
+    assert shapes == [tuple(case.args[0].shape) for case in check_batched_dot.spec.cases()]  # seeded: the same twice

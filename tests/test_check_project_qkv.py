@@ -154,11 +154,11 @@ def ignores_the_weights(X, W_q, W_k, W_v):  # uses "global" weights instead of i
     [
         (transposed_weights, "transposed weight"),
         (with_functional_linear, "transposed weight"),
-        (one_weight_transposed, "your K equals X @ W_k.T"),
+        (one_weight_transposed, "your K was made with W_k transposed"),
         (wrong_order_qvk, "order (Q, V, K)"),
         (wrong_order_kqv, "order (K, Q, V)"),
-        (w_q_for_k, "your K equals X @ W_q"),
-        (w_k_for_v, "your V equals X @ W_k"),
+        (w_q_for_k, "your K was made with W_q"),
+        (w_k_for_v, "your V was made with W_k"),
         (only_q, "return all three"),
         (only_q_and_k, "exactly three"),
         (four_things, "exactly three"),
@@ -192,7 +192,35 @@ def test_transposed_weights_are_named_whether_they_crash_or_not(monkeypatch):
 
 def test_batch_mistakes_are_named_on_a_batch_first():
     result = check_project_qkv(transposes_x_with_dot_t)
-    assert "(2, 4, 4)" in result.summary and "works for X of shape (4, 4)" in result.hint, result.message
+    first = qkv_check.CASES[0].x_shape
+    assert str(first) in result.summary and f"works for X of shape {first[1:]}" in result.hint, result.message
+
+
+def test_sizes_are_drawn_and_every_layout_is_there():
+    """Cases come from seeded generators: all sizes of a case differ, and the statement's layouts all appear."""
+    for shapes in qkv_check.CASES[1:]:
+        sizes = [*shapes.x_shape[-2:], shapes.d_k, shapes.d_v]
+        assert len(set(sizes)) == len(sizes), shapes
+    ndims = {len(shapes.x_shape) for shapes in qkv_check.CASES}
+    assert ndims == {2, 3, 4} and any(s.x_shape[0] == 1 for s in qkv_check.CASES)
+    assert any(s.dtype == torch.float64 for s in qkv_check.CASES)
+
+
+def test_an_earlier_stub_is_named():
+    """A project_qkv that calls the learner's warm-up, still the stub, is told to finish that exercise."""
+    def batched_dot(a, b):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def project_qkv(X, W_q, W_k, W_v):
+        def project(W):
+            return batched_dot(X[..., :, None, :], W.mT)  # every token against every column of W
+        return project(W_q), project(W_k), project(W_v)
+
+    result = check_project_qkv(project_qkv)
+    assert result.status is Status.FAILED
+    assert "calls your `batched_dot`, which is still the stub" in result.summary, result.message
+    assert "finish the `batched_dot` exercise" in result.hint, result.message
 
 
 @pytest.mark.parametrize(
@@ -236,5 +264,5 @@ def test_the_check_leaves_the_global_random_state_alone():
 def test_no_hint_prints_the_answer():
     hints = [m.hint for m in qkv_check.MISTAKES] + [c.hint for c in qkv_check.check_project_qkv.spec.clues
                                                    if isinstance(c.hint, str)]
-    for hint in hints:  # "your Q equals X @ W_k" describes the mistake; "Q = X @ W_q" would be the answer
+    for hint in hints:  # "your Q was made with W_k" describes the mistake; "Q = X @ W_q" would be the answer
         assert not any(f"{n} = X @ W_{n.lower()}" in hint for n in "QKV"), hint

@@ -304,3 +304,20 @@ class CallsTheStub(Projections):
 def test_a_stub_split_heads_is_named():
     result = check_MultiHeadAttention(CallsTheStub)
     assert result.status is Status.FAILED and "calls your `split_heads`" in result.summary, result.message
+
+
+class HandMadeDropout(Projections):
+    """Right in spirit, but its random mask bypasses nn.Dropout: the check cannot repeat it, and says so."""
+
+    def forward(self, query, key, value, mask=None):
+        q, k, v = (attention.split_heads(lin(x), self.num_heads)
+                   for lin, x in ((self.W_q, query), (self.W_k, key), (self.W_v, value)))
+        weights = attention.attention_weights(q, k, head_mask(mask))
+        p = self.dropout.p
+        dropped = weights * (torch.rand_like(weights) >= p) / (1 - p) if self.training else weights
+        return self.W_o(attention.merge_heads(dropped @ v)), weights
+
+
+def test_a_hand_made_dropout_is_told_to_use_the_layer():
+    result = check_MultiHeadAttention(HandMadeDropout)
+    assert result.status is Status.FAILED and "nn.Dropout" in result.hint, result.message

@@ -303,6 +303,9 @@ def _mha_mistake(hint: str, crashes: bool = False, **switches: object) -> Mistak
     return Mistake(hint, _mha_wrong(**switches), crashes=crashes)
 
 
+DROPOUT_LAYER = ("in train(), drop the attention weights with an nn.Dropout layer (or torch.nn.functional.dropout): "
+                 "the check makes its random choice repeatable through it, which a hand-made random mask is not.")
+
 VALUE_FROM_KEY = ("the values come from `value`, the keys from `key`: in cross-attention they are different "
                   "tensors, and the output mixes the rows of `value`.")
 ROWS_FROM_KEYS = ("in cross-attention n_q and n_k differ: the output has one row per query, (B, n_q, d_model); "
@@ -624,6 +627,7 @@ def check_MultiHeadAttention() -> Iterator[Case]:  # noqa: N802 (named like the 
         else:
             inputs = tuple(randn(g, B, n, d_model, dtype=dtype) for n in (n_q, n_k, n_k))
         mode = "" if train else f" in eval() with dropout={dropout}" if dropout else " in eval()"
-        yield Case(f"{name}{mode}, B={B}, h={heads}, d_model={d_model}", run=functools.partial(
-            _run_module, d_model=d_model, heads=heads, dropout=dropout, train=train, dtype=dtype, inputs=inputs,
-            mask=mask, seed=60 + seed))
+        yield Case(f"{name}{mode}, B={B}, h={heads}, d_model={d_model}", hint=DROPOUT_LAYER if train else "",
+                   run=functools.partial(
+                       _run_module, d_model=d_model, heads=heads, dropout=dropout, train=train, dtype=dtype,
+                       inputs=inputs, mask=mask, seed=60 + seed))

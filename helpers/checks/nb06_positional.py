@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from helpers.checks.core import TOLERANCE, Case, Failure, Kind, Mistake, Stop, Term, check, generator, randn, seeded
-from helpers.checks.nb05_multi_head import keyed_dropout
+from helpers.checks.nb05_multi_head import DROPOUT_LAYER, keyed_dropout
 from helpers.positional import PositionalEncoding, sinusoidal_positional_encoding
 
 #: The telling pieces of each exercise's solution: no Hint 1 or 2 and no ❌ hint may contain one.
@@ -220,5 +220,6 @@ def check_PositionalEncoding() -> Iterator[Case]:  # noqa: N802 (named like the 
         ("4000 positions with the default max_len=5000", (1, 4000, 8), None, 0.0, False, torch.float32, (1e-3, 2e-3)),
     ]):
         x = randn(g, *shape, dtype=dtype)
-        yield Case(name, tolerance=tolerance, run=functools.partial(
+        yield Case(name, tolerance=tolerance, hint=DROPOUT_LAYER.replace("attention weights", "sum") if train else "",
+                   run=functools.partial(
             _run_module, d_model=shape[-1], max_len=max_len, dropout=dropout, train=train, x=x, seed=80 + seed))

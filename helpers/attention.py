@@ -214,6 +214,9 @@ class MultiHeadAttention(nn.Module):
     `forward(query (B, n_q, d_model), key (B, n_k, d_model), value (B, n_k, d_model),
     mask=None) -> (output (B, n_q, d_model), weights (B, h, n_q, n_k))`. The boolean mask
     (True = may attend) may be `(n_q, n_k)`, `(B, 1 or n_q, n_k)` or `(B, 1 or h, 1 or n_q, n_k)`.
+
+    In train(), dropout drops the copy of the weights that multiplies V; the weights returned are
+    the softmax's, before dropout (torch's nn.MultiheadAttention returns them after dropout).
     """
 
     def __init__(self, d_model: int, num_heads: int, bias: bool = True, dropout: float = 0.0) -> None:

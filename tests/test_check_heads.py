@@ -158,3 +158,41 @@ def test_stubs_are_not_attempted_and_broken_candidates_fail_cleanly(check):
     assert check(stub).status is Status.NOT_ATTEMPTED
     assert check(lambda *a, **k: 1 / 0).status is Status.FAILED
     assert check(lambda *a, **k: "nonsense").status is Status.FAILED
+
+
+# ---- issue 20: masks in every layout, an earlier stub named --------------------------------------------------
+
+def test_mha_cases_cover_every_mask_layout():
+    masks = [case.args[8] for case in check_multi_head_attention.spec.cases()]
+    assert None in masks
+    layouts = {tuple(1 if s == 1 else -1 for s in m.shape) for m in masks if m is not None}
+    assert layouts == {(-1, -1), (-1, 1, -1), (-1, -1, -1)}, layouts
+    padding = next(m for m in masks if m is not None and m.ndim == 3 and m.shape[1] == 1)
+    assert bool(padding[0, 0, 0]) and not bool(padding[0, 0, -1])  # row 0 padded at the end
+    assert not bool(padding[1, 0, 0]) and bool(padding[1, 0, -1])  # row 1 padded at the start
+
+
+def mha_with_torch_sdpa(query, key, value, W_q, W_k, W_v, W_o, num_heads, mask=None):
+    """Right, through torch's kernel for the output and by hand for the weights: any mask layout broadcasts."""
+    q, k, v = (split_heads(t, num_heads) for t in (query @ W_q, key @ W_k, value @ W_v))
+    m = mask[:, None] if mask is not None and mask.ndim == 3 else mask
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    _, weights = scaled_dot_product_attention(q, k, v, m)
+    return merge_heads(out) @ W_o, weights
+
+
+def test_mha_through_torchs_kernel_passes():
+    result = check_multi_head_attention(mha_with_torch_sdpa)
+    assert result.passed, result.message
+
+
+def learner_split_heads(x, num_heads):
+    raise NotImplementedError()
+
+
+def test_mha_calling_a_stub_split_heads_names_it():
+    def calls_stub(query, key, value, W_q, W_k, W_v, W_o, num_heads, mask=None):
+        return learner_split_heads(query @ W_q, num_heads), None
+
+    result = check_multi_head_attention(calls_stub)
+    assert result.status is Status.FAILED and "calls your `learner_split_heads`" in result.summary, result.message

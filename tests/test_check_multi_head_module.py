@@ -213,7 +213,9 @@ def test_wrong_attribute_names_name_the_missing_and_unexpected_keys():
 
 def test_a_wrong_shape_is_named():
     result = check_MultiHeadAttention(Fused)
-    assert result.status is Status.FAILED and "W_q.weight has shape (24, 12)" in result.summary, result.message
+    d_model = next(iter(check_MultiHeadAttention.spec.cases())).run.keywords["d_model"]
+    assert result.status is Status.FAILED, result.message
+    assert f"W_q.weight has shape ({2 * d_model}, {d_model})" in result.summary, result.message
 
 
 def test_stub_broken_and_odd_candidates():
@@ -232,3 +234,90 @@ def test_stub_broken_and_odd_candidates():
     only_output = check_MultiHeadAttention(OnlyOutput)
     assert only_output.status is Status.FAILED and "return both" in only_output.hint, only_output.message
     assert check_MultiHeadAttention(lambda *a, **k: 1 / 0).status is Status.FAILED
+
+
+# ---- issue 20: dropout with 0 < p < 1, torch's weights after dropout, an earlier stub named ---------------------
+
+class DropoutPerHead(Projections):
+    """Right: dropout on each head's weights separately (other random draws than the reference's one call)."""
+
+    def forward(self, query, key, value, mask=None):
+        q, k, v = (attention.split_heads(lin(x), self.num_heads)
+                   for lin, x in ((self.W_q, query), (self.W_k, key), (self.W_v, value)))
+        weights = attention.attention_weights(q, k, head_mask(mask))
+        heads = torch.stack([self.dropout(weights[:, j]) @ v[:, j] for j in range(self.num_heads)], dim=1)
+        return self.W_o(attention.merge_heads(heads)), weights
+
+
+class FunctionalDropout(Projections):
+    def forward(self, query, key, value, mask=None):
+        q, k, v = (attention.split_heads(lin(x), self.num_heads)
+                   for lin, x in ((self.W_q, query), (self.W_k, key), (self.W_v, value)))
+        weights = attention.attention_weights(q, k, head_mask(mask))
+        dropped = nn.functional.dropout(weights, self.dropout.p, training=self.training)
+        return self.W_o(attention.merge_heads(dropped @ v)), weights
+
+
+@pytest.mark.parametrize("candidate", [DropoutPerHead, FunctionalDropout])
+def test_correct_dropouts_pass_whatever_their_random_draws(candidate):
+    result = check_MultiHeadAttention(candidate)
+    assert result.passed, result.message
+
+
+def test_the_train_case_has_a_dropout_strictly_between_0_and_1():
+    ps = [c.run.keywords["dropout"] for c in check_MultiHeadAttention.spec.cases() if c.run.keywords["train"]]
+    assert ps and all(0 < p < 1 for p in ps)
+
+
+def test_keyed_dropout_restores_torchs_dropout():
+    from helpers.checks.nb05_multi_head import keyed_dropout
+
+    original = nn.functional.dropout
+    with keyed_dropout():
+        x = torch.rand(4, 50)
+        assert torch.equal(nn.Dropout(0.3)(x), nn.Dropout(0.3)(x))  # the same entries dropped, call after call
+    assert nn.functional.dropout is original
+
+
+def test_torch_returns_the_weights_after_dropout_the_reference_before():
+    """What notebook 05 says: in train(), nn.MultiheadAttention's returned weights went through dropout."""
+    torch.manual_seed(0)
+    theirs = nn.MultiheadAttention(8, 2, dropout=0.5, batch_first=True).train()
+    ours = attention.MultiHeadAttention.from_torch(theirs)
+    x = torch.randn(2, 6, 8)
+    _, w_theirs = theirs(x, x, x, average_attn_weights=False)
+    _, w_ours = ours(x, x, x)
+    torch.testing.assert_close(w_ours.sum(-1), torch.ones(2, 2, 6))
+    assert (w_theirs == 0).any() and not torch.allclose(w_theirs.sum(-1), torch.ones(2, 2, 6))
+
+
+def split_heads(x, num_heads):  # the learner's earlier exercise, still the stub
+    raise NotImplementedError()
+
+
+class CallsTheStub(Projections):
+    def forward(self, query, key, value, mask=None):
+        q = split_heads(self.W_q(query), self.num_heads)
+        return q, q
+
+
+def test_a_stub_split_heads_is_named():
+    result = check_MultiHeadAttention(CallsTheStub)
+    assert result.status is Status.FAILED and "calls your `split_heads`" in result.summary, result.message
+
+
+class HandMadeDropout(Projections):
+    """Right in spirit, but its random mask bypasses nn.Dropout: the check cannot repeat it, and says so."""
+
+    def forward(self, query, key, value, mask=None):
+        q, k, v = (attention.split_heads(lin(x), self.num_heads)
+                   for lin, x in ((self.W_q, query), (self.W_k, key), (self.W_v, value)))
+        weights = attention.attention_weights(q, k, head_mask(mask))
+        p = self.dropout.p
+        dropped = weights * (torch.rand_like(weights) >= p) / (1 - p) if self.training else weights
+        return self.W_o(attention.merge_heads(dropped @ v)), weights
+
+
+def test_a_hand_made_dropout_is_told_to_use_the_layer():
+    result = check_MultiHeadAttention(HandMadeDropout)
+    assert result.status is Status.FAILED and "nn.Dropout" in result.hint, result.message

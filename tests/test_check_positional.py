@@ -71,3 +71,14 @@ def test_stub_and_broken_candidates():
     assert check_sinusoidal_positional_encoding(stub).status is Status.NOT_ATTEMPTED
     assert check_sinusoidal_positional_encoding(lambda n, d: None).status is Status.FAILED
     assert check_sinusoidal_positional_encoding(lambda n, d: torch.full((n, d), math.nan)).status is Status.FAILED
+
+
+def test_a_single_position_and_a_single_pair_are_cases():
+    sizes = [case.args for case in check_sinusoidal_positional_encoding.spec.cases()]
+    assert any(n == 1 for n, _ in sizes) and any(d == 2 for _, d in sizes)
+    assert all(n != d for n, d in sizes)  # a transposed table changes the shape
+
+
+def test_a_squeezed_single_position_is_named():
+    result = check_sinusoidal_positional_encoding(lambda n, d: with_loops(n, d).squeeze())
+    assert result.status is Status.FAILED and "n = 1" in result.hint, result.message

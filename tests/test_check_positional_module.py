@@ -135,3 +135,36 @@ def test_stub_and_broken_candidates():
     not_a_module = check_PositionalEncoding(lambda *a, **k: "nonsense")
     assert not_a_module.status is Status.FAILED and "nn.Module" in not_a_module.hint
     assert check_PositionalEncoding(lambda *a, **k: 1 / 0).status is Status.FAILED
+
+
+# ---- issue 20: dropout with 0 < p < 1, the default max_len, an earlier stub named ------------------------------
+
+def test_the_train_case_has_a_dropout_strictly_between_0_and_1():
+    ps = [c.run.keywords["dropout"] for c in check_PositionalEncoding.spec.cases() if c.run.keywords["train"]]
+    assert ps and all(0 < p < 1 for p in ps)
+
+
+class DropoutOnTheCode(FromTheCourse):
+    def forward(self, x):
+        return x + self.dropout(self.pe[: x.shape[1]])
+
+
+def test_dropout_on_the_code_alone_is_named():
+    result = check_PositionalEncoding(DropoutOnTheCode)
+    assert result.status is Status.FAILED and "not on the code alone" in result.hint, result.message
+
+
+def sinusoidal_positional_encoding(n, d_model):  # the learner's earlier exercise, still the stub
+    raise NotImplementedError()
+
+
+class CallsTheStub(nn.Module):
+    def __init__(self, d_model, max_len=5000, dropout=0.1):
+        super().__init__()
+        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model))
+
+
+def test_a_stub_encoding_is_named():
+    result = check_PositionalEncoding(CallsTheStub)
+    assert result.status is Status.FAILED, result.message
+    assert "calls your `sinusoidal_positional_encoding`" in result.summary, result.message

@@ -8,8 +8,17 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from helpers.checks.core import TOLERANCE, Case, Failure, Kind, Mistake, Stop, check, generator, randn, seeded
+from helpers.checks.core import TOLERANCE, Case, Failure, Kind, Mistake, Stop, Term, check, generator, randn, seeded
+from helpers.checks.nb05_multi_head import DROPOUT_LAYER, keyed_dropout
 from helpers.positional import PositionalEncoding, sinusoidal_positional_encoding
+
+#: The telling pieces of each exercise's solution: no Hint 1 or 2 and no ❌ hint may contain one.
+SOLUTION_FRAGMENTS: dict[str, list[str]] = {
+    "sinusoidal_positional_encoding": ["arange(0, d_model, 2", "0::2]", "1::2]", "/ 10000 **", "/ 10000**",
+                                       "pos / 10000 ", "torch.stack([torch.sin(angle), torch.cos(angle)]"],
+    "PositionalEncoding": ['register_buffer("pe"', "self.pe[: x.shape[1]]", "self.pe[:x.shape[1]]",
+                           "self.dropout(x + self.pe", "x.shape[1]]"],
+}
 
 
 def _variant(n: int, d_model: int, *, swap: bool = False, concat: bool = False, exponent: str = "2i/d",
@@ -47,15 +56,33 @@ MISTAKES = [
     _mistake("positions start at 1; the first token has position 0.", start=1),
     Mistake("the result is transposed: rows are positions, columns are dimensions, shape (n, d_model).",
             lambda n, d_model: _variant(n, d_model).T),
+    Mistake("a single position (n = 1) is still a table of one row, shape (1, d_model): `squeeze` (without a "
+            "dimension) or indexing drops the row dimension.", lambda n, d_model: _variant(n, d_model).squeeze(0)),
+]
+
+CONTRACT = [
+    Term("a single position, n = 1", "a single position", MISTAKES[-1].wrong, "n = 1"),
 ]
 
 
+def _table_sizes(g: torch.Generator) -> Iterator[tuple[str, int, int]]:
+    """(what the case pins, n, d_model): drawn, n different from d_model so that a transposed table fails."""
+    for _ in range(3):
+        d_model = 2 * int(torch.randint(2, 17, (1,), generator=g))
+        n = int(torch.randint(2, 61, (1,), generator=g))
+        yield "", n + (n == d_model), d_model
+    yield "a single position: ", 1, 2 * int(torch.randint(2, 9, (1,), generator=g))
+    yield "one column pair: ", int(torch.randint(3, 20, (1,), generator=g)), 2
+
+
 @check(reference=lambda n, d_model: sinusoidal_positional_encoding(n, d_model, dtype=torch.float64),
-       mistakes=MISTAKES, passed="{cases} cases, from n=1 to n=50 and d_model from 4 to 32.")
+       mistakes=MISTAKES, contract=CONTRACT,
+       passed="{cases} generated cases: n from 1 to 60, d_model from 2 (one column pair) to 32.")
 def check_sinusoidal_positional_encoding() -> Iterator[Case]:
-    """Check `sinusoidal_positional_encoding(n, d_model) -> (n, d_model)`."""
-    for n, d_model in [(10, 8), (7, 16), (50, 32), (1, 4)]:
-        yield Case(f"n={n}, d_model={d_model}", (n, d_model))
+    """Check `sinusoidal_positional_encoding(n, d_model) -> (n, d_model)`, any n >= 1 and even d_model >= 2."""
+    g = generator(0)
+    for pinned, n, d_model in _table_sizes(g):
+        yield Case(f"{pinned}n={n}, d_model={d_model}", (n, d_model))
 
 
 # ---- the module: PositionalEncoding ----------------------------------------------------------------
@@ -86,11 +113,15 @@ def _run_module(candidate: Callable[..., object], *, d_model: int, max_len: int 
                             "the sinusoidal code is fixed, nothing in it is trained", BUFFER_HINT))
     length = 5000 if max_len is None else max_len
     if not _table_buffers(module, length, d_model):
+        rows = [b.numel() // d_model for b in module.buffers() if b.numel() % d_model == 0 and b.shape[-1] == d_model]
+        hint = BUFFER_HINT if not rows else (
+            f"your table has {rows[0]} rows; it needs one per position up to max_len (max_len=5000 when it is "
+            "not given, its default in the statement).")
         raise Stop(Failure(Kind.WRONG_TYPE, f"no buffer of your module holds the table of max_len × d_model = "
-                            f"{length} × {d_model} numbers", BUFFER_HINT))
+                            f"{length} × {d_model} numbers", hint))
     module.train(train)
     leaf = x.detach().clone().requires_grad_(True)
-    with seeded(seed + 1):
+    with seeded(seed + 1), keyed_dropout():
         output = module(leaf)
     if isinstance(output, Tensor) and output.requires_grad:
         upstream = randn(generator(seed + 2), *output.shape, dtype=x.dtype).to(output.dtype)
@@ -112,6 +143,8 @@ class _WrongPositionalEncoding(nn.Module):
         pe = self.pe[: x.shape[1]].to(x.dtype)
         if self.dropout_at == "code":
             pe = self.dropout(pe)
+        if self.dropout_at == "always":
+            return nn.functional.dropout(x + pe, self.dropout.p, training=True)
         if self.combine == "concat":
             combined = torch.cat([x, pe.expand(x.shape[0], -1, -1)], dim=-1)
         else:
@@ -137,6 +170,26 @@ MODULE_MISTAKES = [
     _module_mistake("dropout is missing: the paper applies dropout to the sum x + PE (in train() only).",
                     dropout_at="none"),
     _module_mistake("dropout belongs on the sum x + PE, not on the code alone.", dropout_at="code"),
+    _module_mistake("in eval() dropout must be off: nn.Dropout follows the module's train()/eval() by itself; "
+                    "a functional dropout needs training=self.training.", dropout_at="always"),
+]
+
+
+class _ShortTable(PositionalEncoding):
+    """Right, except that its default max_len is 512: the statement's is 5000."""
+
+    def __init__(self, d_model: int, max_len: int = 512, dropout: float = 0.1) -> None:
+        super().__init__(d_model, max_len=max_len, dropout=dropout)
+
+
+MODULE_CONTRACT = [
+    Term("train() with 0 < dropout < 1: on the sum x + PE", "train() with dropout",
+         functools.partial(_WrongPositionalEncoding, dropout_at="code"), "not on the code alone"),
+    Term("train() with 0 < dropout < 1: dropout is applied", "train() with dropout",
+         functools.partial(_WrongPositionalEncoding, dropout_at="none"), "dropout is missing"),
+    Term("eval() with dropout > 0: no dropout", "in eval() with dropout",
+         functools.partial(_WrongPositionalEncoding, dropout_at="always"), "in eval()"),
+    Term("max_len not given: its default, 5000", "the default max_len", _ShortTable, "max_len=5000"),
 ]
 
 
@@ -144,22 +197,29 @@ def _reference_module(d_model: int, max_len: int = 5000, dropout: float = 0.1) -
     return PositionalEncoding(d_model, max_len=max_len, dropout=dropout)
 
 
-@check(reference=_reference_module, mistakes=MODULE_MISTAKES, returns=MODULE_PARTS, shown=MODULE_SHOWN,
-       passed="{cases} cases: the table is a buffer (0 trained parameters), eval() and train() with dropout, "
-              "gradients, up to 4000 positions.")
+@check(reference=_reference_module, mistakes=MODULE_MISTAKES, contract=MODULE_CONTRACT, returns=MODULE_PARTS,
+       shown=MODULE_SHOWN,
+       passed="{cases} generated cases: the table is a buffer (0 trained parameters), eval() and train() with "
+              "dropout, gradients, up to 4000 positions with the default max_len.")
 def check_PositionalEncoding() -> Iterator[Case]:  # noqa: N802 (named like the class it checks)
     """Check the class `PositionalEncoding(d_model, max_len=5000, dropout=0.1)`: `forward(x) = dropout(x + PE[:n])`.
 
     x `(B, n, d_model)` -> `(B, n, d_model)`; the table `(max_len, d_model)` is a buffer, not a parameter.
+    Dropout runs keyed (`nb05_multi_head.keyed_dropout`), so a train() case with 0 < p < 1 compares entry by
+    entry.
     """
+    g = generator(70)
+    p = round(0.2 + 0.4 * float(torch.rand(1, generator=g)), 2)
+    d_model = 2 * int(torch.randint(2, 9, (1,), generator=g))
+    B, n = int(torch.randint(2, 4, (1,), generator=g)), int(torch.randint(3, 9, (1,), generator=g))
     for seed, (name, shape, max_len, dropout, train, dtype, tolerance) in enumerate([
-        ("x of shape (2, 5, 8) in eval(), max_len=10", (2, 5, 8), 10, 0.1, False, torch.float32, TOLERANCE),
-        ("x of shape (3, 7, 16), float64, in eval()", (3, 7, 16), 50, 0.0, False, torch.float64, TOLERANCE),
-        ("train() with dropout=1.0 (everything is dropped, whatever the random draw)", (2, 4, 8), 20, 1.0, True,
-         torch.float32, TOLERANCE),
+        (f"in eval() with dropout={p}, max_len={n + 3}", (B, n, d_model), n + 3, p, False, torch.float32, TOLERANCE),
+        ("n = max_len, float64, in eval()", (B, n, 2 * d_model), n, 0.0, False, torch.float64, TOLERANCE),
+        (f"train() with dropout={p}", (B, n, d_model), 4 * n, p, True, torch.float32, TOLERANCE),
         # The default max_len; float32 angles near position 4000 are off by about 3e-4, which is right enough.
         ("4000 positions with the default max_len=5000", (1, 4000, 8), None, 0.0, False, torch.float32, (1e-3, 2e-3)),
     ]):
-        x = randn(generator(70 + seed), *shape, dtype=dtype)
-        yield Case(name, tolerance=tolerance, run=functools.partial(
+        x = randn(g, *shape, dtype=dtype)
+        yield Case(name, tolerance=tolerance, hint=DROPOUT_LAYER.replace("attention weights", "sum") if train else "",
+                   run=functools.partial(
             _run_module, d_model=shape[-1], max_len=max_len, dropout=dropout, train=train, x=x, seed=80 + seed))

@@ -1,8 +1,11 @@
 """One Korean term per concept: locale/ko/glossary.json is the data, 00's glossary shows it, the prose keeps to it.
 
-Each entry of the data file is {"en", "ko", "rejected"} (optionally "also": accepted synonyms shown beside
-"ko"; "first_use" and "alias": the form a Korean cell must write before it uses the alias alone, as
-"층 정규화(LayerNorm)" before "LayerNorm"). In a rejected variant, "NN" stands for any number ("NN장").
+Each entry of the data file is {"en", "ko", "rejected"}, optionally with "first_use" and "alias" (the form a
+Korean cell must write before it uses the alias alone, as "층 정규화(LayerNorm)" before "LayerNorm"),
+"gloss" (a common name that Korean text may write only in parentheses right after the term, as
+"인과 마스크(룩어헤드 마스크)": never a second term) and "explanation" (words that explain the term in the table,
+not a term). The table's Korean column is exactly the term, then "(*병기: gloss*)", then "(*풀이: explanation*)":
+no synonym, so "one Korean term per concept" holds. In a rejected variant, "NN" stands for any number ("NN장").
 Korean text is every markdown cell with Hangul in notebooks/ (the 정리 cells, and the Korean edition's
 cells when it exists).
 """
@@ -58,8 +61,9 @@ IDS = [f"{nb} c{i}" for nb, i, _ in KOREAN]
 def test_the_data_file_is_well_formed():
     assert isinstance(GLOSSARY, list) and GLOSSARY
     for entry in GLOSSARY:
-        assert {"en", "ko", "rejected"} <= entry.keys() <= {"en", "ko", "rejected", "also", "first_use", "alias"}, entry
-        assert entry["ko"] not in entry["rejected"], entry
+        assert {"en", "ko", "rejected"} <= entry.keys() <= {"en", "ko", "rejected", "first_use", "alias", "gloss",
+                                                             "explanation"}, entry
+        assert entry["ko"] not in entry["rejected"] and entry.get("gloss") not in entry["rejected"], entry
     english = [entry["en"] for entry in GLOSSARY]
     assert len(english) == len(set(english)), "an English term is listed twice"
 
@@ -68,8 +72,12 @@ def test_the_data_file_is_well_formed():
 def test_every_entry_is_in_the_glossary_table_with_its_korean_term(entry):
     assert entry["en"] in TABLE, f"00's glossary has no row for {entry['en']!r}"
     korean, _ = TABLE[entry["en"]]
-    for term in [entry["ko"], *entry.get("also", []), *([entry["first_use"]] if "first_use" in entry else [])]:
-        assert term in korean, f"00's glossary gives {korean!r} for {entry['en']!r}, not {term!r}"
+    expected = entry.get("first_use", entry["ko"])
+    if "gloss" in entry:
+        expected += f" (*병기: {entry['gloss']}*)"
+    if "explanation" in entry:
+        expected += f" (*풀이: {entry['explanation']}*)"
+    assert korean == expected, f"00's glossary gives {korean!r} for {entry['en']!r}, the data file {expected!r}"
     for variant in entry["rejected"]:
         assert not pattern(variant).search(korean), f"00's glossary shows the rejected {variant!r}"
 
@@ -98,6 +106,20 @@ def test_korean_text_uses_no_rejected_variant(notebook, index, text):
 
 
 @pytest.mark.parametrize(("notebook", "index", "text"), KOREAN, ids=IDS)
+def test_a_gloss_stands_only_in_parentheses_after_its_term(notebook, index, text):
+    """"룩어헤드 마스크" only as "인과 마스크(룩어헤드 마스크)" (or with a space before the parenthesis)."""
+    if TABLE_HEADER in text:
+        return
+    for entry in GLOSSARY:
+        if "gloss" not in entry:
+            continue
+        for m in re.finditer(re.escape(entry["gloss"]), text):
+            before = text[:m.start()]
+            assert before.endswith((f"{entry['ko']}(", f"{entry['ko']} (")), \
+                f"{notebook} c{index}: {entry['gloss']!r} without {entry['ko']!r} right before it, in parentheses"
+
+
+@pytest.mark.parametrize(("notebook", "index", "text"), KOREAN, ids=IDS)
 def test_an_alias_comes_after_its_first_use(notebook, index, text):
     """"LayerNorm" alone in Korean prose only after "층 정규화(LayerNorm)" in the same cell (00's table aside)."""
     if TABLE_HEADER in text:
@@ -118,3 +140,5 @@ def test_the_rules_catch_what_they_should():
     assert pattern(entry["rejected"][0]).search("6장에서 본 회전") and not pattern("NN장").search("노트북 06에서")
     prose = CODE.sub(" ", "RMSNorm은 LayerNorm에서 평균을 뺍니다. `nn.LayerNorm`")
     assert "LayerNorm" in prose and "nn.LayerNorm" not in prose
+    gloss = next(entry for entry in GLOSSARY if entry.get("gloss") == "룩어헤드 마스크")
+    assert "(*병기: 룩어헤드 마스크*)" in TABLE[gloss["en"]][0]

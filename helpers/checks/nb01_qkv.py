@@ -62,7 +62,7 @@ def _batch(seed: int, lead: tuple[str, ...], what: str, dtype: torch.dtype = tor
 CASES = [
     _square(0),
     _batch(1, ("B",), "a batch of sentences"),
-    _batch(2, ("B", "h"), "batch and heads"),
+    _batch(2, ("B1", "B2"), "two batch dimensions"),
     _batch(3, ("B",), "a batch in float64", torch.float64),
     _batch(4, ("1",), "a batch of size 1"),
     _batch(5, (), "a single sentence"),
@@ -179,7 +179,7 @@ def _einsum_needs_a_batch(X: torch.Tensor, *weights: torch.Tensor) -> tuple[torc
 
 
 def _einsum_per_ndim(X: torch.Tensor, *weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    spec = {2: "nd,dk->nk", 3: "bnd,dk->bnk"}[X.ndim]  # no entry for (B, h, n, d_model)
+    spec = {2: "nd,dk->nk", 3: "bnd,dk->bnk"}[X.ndim]  # no entry for (B1, B2, n, d_model)
     return tuple(torch.einsum(spec, X, W) for W in weights)
 
 
@@ -190,7 +190,7 @@ def _stacked(X: torch.Tensor, *weights: torch.Tensor) -> tuple[torch.Tensor, ...
 CONTRACT = [
     Term("a single sentence, X of shape (n, d_model), no batch dimension", "a single sentence",
          _einsum_needs_a_batch, "a single sentence"),
-    Term("more leading dimensions, X of shape (B, h, n, d_model)", "batch and heads",
+    Term("more leading dimensions, X of shape (B1, B2, n, d_model)", "two batch dimensions",
          _einsum_per_ndim, "any number of leading batch dimensions"),
     Term("d_v different from d_k (W_v of its own width)", "(d_v ≠ d_k)", _stacked, "d_v differs from d_k"),
     Term("a batch of size 1, X of shape (1, n, d_model): the dimension stays", "a batch of size 1",

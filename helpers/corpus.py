@@ -28,7 +28,7 @@ API (stable; notebooks 11 and 12 use it):
     corpus.loss_floor(seq_len)     # exact floor of the mean next-token loss on sample_tokens' rows
     corpus.entropy_rate()          # exact entropy rate (nats per token), the limit of loss_floor
     corpus.unigram_entropy(), corpus.bigram_entropy()    # floors of models that see 0 or 1 word back
-    corpus.log_prob(ids), corpus.is_valid(ids), corpus.count_valid_sentences(ids)
+    corpus.log_prob(ids), corpus.is_valid(ids), corpus.count_valid_sentences(ids), corpus.allowed_next("the")
     stationary_distribution(P)     # π with π P = π, Σ π = 1, for any Markov chain's transition matrix P
 
 All entropies are in nats per token (natural log, as `torch.nn.functional.cross_entropy`).
@@ -300,6 +300,19 @@ class Corpus:
             total += math.log(self.probs[state, w])
             state = int(self.next_state[state, w])
         return total
+
+    def allowed_next(self, text: str = "") -> list[str]:
+        """The words the grammar allows next after "." and then `text` (words from a sentence's start on).
+
+        `allowed_next("")` lists a sentence's possible first words, `allowed_next("the")` what may follow
+        "the", `allowed_next("the cat sleeps")` is `["."]`. Empty if the grammar cannot produce `text`.
+        """
+        state = self.start
+        for word in text.split():
+            if word not in self.stoi or self.next_state[state, self.stoi[word]] < 0:
+                return []
+            state = int(self.next_state[state, self.stoi[word]])
+        return [self.vocab[w] for w in np.flatnonzero(self.probs[state] > 0)]
 
     def is_valid(self, ids: Tensor | Sequence[int]) -> bool:
         """Whether `ids` (starting with ".") is a prefix of some text the grammar can produce."""

@@ -28,12 +28,12 @@ from helpers.tensors import format_shape, require_tensor
 def _require_logits(logits: Tensor) -> None:
     require_tensor("logits", logits)
     if logits.ndim < 1 or not logits.is_floating_point():
-        raise ValueError(f"logits: expected floating-point scores of shape (..., n_vocab), got {format_shape(logits.shape)} "
-                         f"of dtype {logits.dtype}")
+        raise ValueError(f"logits: expected floating-point scores of shape (..., n_vocab), "
+                         f"got {format_shape(logits.shape)} of dtype {logits.dtype}")
 
 
 def entropy(logits: Tensor) -> Tensor:
-    """Entropy (nats) of `softmax(logits)` along the last dimension: `(..., n_vocab) -> (...)`; -inf logits count as 0."""
+    """Entropy (nats) of `softmax(logits)` along the last dimension: `(..., n_vocab) -> (...)`; -inf logits add 0."""
     _require_logits(logits)
     log_p = torch.log_softmax(logits, dim=-1)
     return -(log_p.exp() * log_p.nan_to_num(neginf=0.0)).sum(dim=-1)
@@ -82,7 +82,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 def next_token_logits(
     logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
 ) -> Tensor:
-    """The scores that decoding samples from: temperature first, then top-k, then top-p. `(..., n_vocab) -> (..., n_vocab)`."""
+    """The scores decoding samples from: temperature, then top-k, then top-p: `(..., n_vocab) -> (..., n_vocab)`."""
     scores = apply_temperature(logits, temperature)
     if top_k is not None:
         scores = top_k_filter(scores, top_k)

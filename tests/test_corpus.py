@@ -143,3 +143,10 @@ def test_stationary_distribution_of_a_three_state_chain():
     assert np.allclose(pi, [0.25, 0.5, 0.25]) and np.allclose(pi @ transitions, pi)
     with pytest.raises(ValueError, match="sum to 1"):
         stationary_distribution(np.eye(3) * 0.5)
+
+
+def test_allowed_next_words(corpus):
+    assert corpus.allowed_next("") == ["the", "a", "some"]
+    assert len(corpus.allowed_next("the")) == 11  # three adjectives, eight nouns
+    assert corpus.allowed_next("the cat sleeps") == ["."]
+    assert corpus.allowed_next("the cat sleep") == []

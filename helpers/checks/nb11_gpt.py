@@ -227,7 +227,10 @@ def _top_k_cases(seed: int) -> Iterator[Case]:
        passed="{cases} generated cases: k = 1, k = n_vocab and in between, ties at the k-th logit, batched rows "
               "and float64.")
 def check_top_k_filter() -> Iterator[Case]:
-    """Check `top_k_filter(logits (..., n_vocab), k) -> (..., n_vocab)`: every logit ≥ the k-th largest kept, the others -inf."""
+    """Check `top_k_filter(logits (..., n_vocab), k) -> (..., n_vocab)`: every logit ≥ the k-th largest kept.
+
+    Ties with the k-th largest are kept too; every other entry is -inf.
+    """
     yield from _top_k_cases(1110)
 
 
@@ -302,5 +305,5 @@ def _top_p_cases(seed: int) -> Iterator[Case]:
        passed="{cases} generated cases: p from 0.05 (only the most likely token) to 1 (every token), batched rows "
               "and float64.")
 def check_top_p_filter() -> Iterator[Case]:
-    """Check `top_p_filter(logits (..., n_vocab), p) -> (..., n_vocab)`: the smallest set of most likely tokens with mass >= p."""
+    """Check `top_p_filter(logits (..., n_vocab), p) -> (..., n_vocab)`: the smallest most likely set with mass >= p."""
     yield from _top_p_cases(1120)

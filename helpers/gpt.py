@@ -326,7 +326,9 @@ def train_lm(
 
     `sample_batch(step)` returns the step's `(B, n)` token rows (for example fresh rows of the
     corpus, so the model never sees the same text twice and cannot overfit). The learning rate
-    rises linearly for `warmup_steps`, then decays linearly to 0. The validation loss over
+    rises linearly for `warmup_steps`, then decays linearly to 0. The optimizer is AdamW with betas
+    0.9 and 0.95 (torch's default second beta is 0.999) and, unless asked, no weight decay; before
+    each update the gradients are clipped to a total norm of 1. The validation loss over
     `val_tokens` is measured before training and every `eval_every` steps.
     """
     # foreach: all the parameters at once, the CPU's default per-tensor arithmetic in less time (same weights).

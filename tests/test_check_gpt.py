@@ -212,6 +212,17 @@ def test_top_p_correct_variants_pass(candidate):
     assert result.passed, result.message
 
 
+def test_top_p_losing_the_most_likely_token_is_named():
+    def shifted_without_reset(logits, p):
+        probs, order = logits.softmax(-1).sort(dim=-1, descending=True)
+        remove = probs.cumsum(-1) > p
+        remove[..., 1:] = remove[..., :-1].clone()  # forgot remove[..., 0] = False
+        return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+    result = check_top_p_filter(shifted_without_reset)
+    assert result.status is Status.FAILED and "most likely token is always kept" in result.hint, result.message
+
+
 def test_top_p_dropping_the_crossing_token_is_named():
     def drops_it(logits, p):
         probs, order = logits.softmax(-1).sort(dim=-1, descending=True)

@@ -254,6 +254,17 @@ def _nucleus_size_of_first_row(logits: Tensor, p: float) -> Tensor:
     return _top_k_exactly_k(logits, size)
 
 
+def _nucleus_shift_losing_the_top(logits: Tensor, p: float) -> Tensor:
+    """Remove where the running sum passes p, shifted right by one, but the first entry never reset to kept."""
+    sorted_probs, order = logits.softmax(-1).sort(dim=-1, descending=True)
+    remove = sorted_probs.cumsum(dim=-1) > p
+    remove[..., 1:] = remove[..., :-1].clone()  # the token that crosses p stays ...
+    return logits.masked_fill(remove.scatter(-1, order, remove), NEG_INF)  # ... but the first may go
+
+
+TOP_TOKEN = ("the most likely token is always kept, even when its probability alone is above p: the nucleus is "
+             "then that token alone, never empty.")
+
 TOP_P_MISTAKES = [
     Mistake("you dropped the token that crosses p: the nucleus is the smallest set with mass >= p, so it must "
             "include the token whose running sum first reaches p. Keep a token when the mass of the tokens BEFORE "
@@ -269,12 +280,15 @@ TOP_P_MISTAKES = [
     Mistake("each row has its own nucleus: its size comes from that row's own probabilities, not the first row's.",
             _nucleus_size_of_first_row),
     Mistake(LAST_DIMENSION, lambda logits, p: _nucleus(logits, p, dim=1), crashes=True),
+    Mistake(TOP_TOKEN, _nucleus_shift_losing_the_top),
 ]
 
 TOP_P_CONTRACT = [
     Term("several rows, each with its own nucleus", "rows of", _nucleus_size_of_first_row, "each row"),
     Term("any number of leading dimensions: logits (..., n_vocab)", "a (2, 3) batch",
          lambda logits, p: _nucleus(logits, p, dim=1), "last dimension"),
+    Term("p below the most likely token's probability: the nucleus is that token alone",
+         "below a row's top probability", _nucleus_shift_losing_the_top, "most likely token is always kept"),
 ]
 
 #: How far each running sum of a case stays from p, so that every correct rounding keeps the same tokens.
@@ -298,7 +312,8 @@ def _top_p_cases(seed: int) -> Iterator[Case]:
             if all(_clear_of(logits, p) for p in ps):
                 break
         for p in ps:
-            yield Case(f"{what} {vocab} logits with p = {p}", (logits, p), tolerance=FILTERED)
+            below = ", below a row's top probability" if p < float(logits.softmax(-1).amax()) else ""
+            yield Case(f"{what} {vocab} logits with p = {p}{below}", (logits, p), tolerance=FILTERED)
 
 
 @check(reference=top_p_filter, mistakes=TOP_P_MISTAKES, what="the filtered logits", contract=TOP_P_CONTRACT,

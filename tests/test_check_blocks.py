@@ -556,3 +556,23 @@ def test_the_layer_itself_still_the_stub_is_not_attempted_even_on_a_stub_feed_fo
             raise NotImplementedError()
 
     assert check_EncoderLayer(EncoderLayer).status is Status.NOT_ATTEMPTED
+
+
+def test_decoder_layer_class_written_with_keywords_and_functional_dropout_passes():
+    """Correct, written differently: keyword calls, functional dropout, one wrapper for the three sub-layers."""
+
+    class Keywords(DecoderLayerWritten):
+        def forward(self, y, memory, tgt_mask=None, src_mask=None):
+            def wrap(y, f, norm, p):
+                if self.norm_first:
+                    return y + nn.functional.dropout(f(norm(y)), p, self.training)
+                return norm(y + nn.functional.dropout(f(y), p, self.training))
+
+            y = wrap(y, lambda h: self.self_attention(query=h, key=h, value=h, mask=tgt_mask)[0], self.norm1,
+                     self.dropout1.p)
+            y = wrap(y, lambda h: self.cross_attention(query=h, key=memory, value=memory, mask=src_mask)[0],
+                     self.norm2, self.dropout2.p)
+            return wrap(y, self.feed_forward, self.norm3, self.dropout3.p)
+
+    result = check_DecoderLayer(Keywords)
+    assert result.passed, result.message

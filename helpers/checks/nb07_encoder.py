@@ -519,9 +519,9 @@ class _EncoderLayerVariant(EncoderLayer):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         mask = mask if self.use_mask else None
-        if self.mask_handling == "lengths":
+        if self.mask_handling == "lengths" and mask is not None and mask.shape[-2] == 1:
             mask = _from_lengths(mask)
-        elif self.mask_handling == "first row":
+        elif self.mask_handling == "first row" and mask is not None:
             mask = mask[:, :1]
         elif self.mask_handling == "needs a tensor":
             mask = mask.bool()

@@ -156,12 +156,14 @@ class _DecoderLayerVariant(DecoderLayer):
     dropout_after = False  # dropout on the sum (pre-LN) or after the norm (post-LN), not on the branch
     own_causal = False  # a causal mask built from n_t instead of tgt_mask
     src_from_lengths = False  # src_mask rebuilt from the rows' lengths
-    needs_masks = False  # fails when a mask is None
+    needs_mask = ""  # "tgt_mask" or "src_mask": fails when that mask is None
 
     def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,  # type: ignore[override]
                 src_mask: Tensor | None = None) -> Tensor:
-        if self.needs_masks:
-            tgt_mask, src_mask = tgt_mask.bool(), src_mask.bool()  # type: ignore[union-attr]
+        if self.needs_mask == "tgt_mask":
+            tgt_mask = tgt_mask.bool()  # type: ignore[union-attr]
+        if self.needs_mask == "src_mask":
+            src_mask = src_mask.bool()  # type: ignore[union-attr]
         if self.own_causal:
             tgt_mask = causal_mask(y.shape[1], device=y.device)
         if self.src_from_lengths and src_mask is not None:
@@ -222,7 +224,9 @@ NONE_MASKS = ("both masks are optional: tgt_mask=None means no causal mask, src_
 DECODER_DEFAULTS = [Clue("dropout is optional: left out, it is 0.1, as the signature says; your default differs.",
                          _explicit(dropout=0.1))]
 
-_NEEDS_MASKS = type("DecoderLayerMistake", (_DecoderLayerVariant,), {"needs_masks": True})
+def _needs(mask: str) -> type:
+    return type("DecoderLayerMistake", (_DecoderLayerVariant,), {"needs_mask": mask})
+
 
 DECODER_CONTRACT = [
     Term("norm_first=False: post-LN", "post-LN layer (norm_first=False)", DECODER_LAYER_MISTAKES[6].wrong,
@@ -238,12 +242,12 @@ DECODER_CONTRACT = [
          "ignores tgt_mask"),
     Term("tgt_mask (B, n_t, n_t): causal and target padding", "a (B, n_t, n_t) tgt_mask",
          DECODER_LAYER_MISTAKES[9].wrong, "(B, n_t, n_t)"),
-    Term("tgt_mask=None", "tgt_mask=None", _NEEDS_MASKS, "tgt_mask=None"),
+    Term("tgt_mask=None", "tgt_mask=None", _needs("tgt_mask"), "tgt_mask=None"),
     Term("src_mask (B, 1, n_s), padding at the end of a row", "padding at the end", DECODER_LAYER_MISTAKES[3].wrong,
          "ignores src_mask"),
     Term("src_mask (B, 1, n_s), padding at the start of a row", "padding at the start",
          DECODER_LAYER_MISTAKES[10].wrong, "start of a row"),
-    Term("src_mask=None", "src_mask=None", _NEEDS_MASKS, "src_mask=None"),
+    Term("src_mask=None", "src_mask=None", _needs("src_mask"), "src_mask=None"),
 ]
 
 DECODER_NAMES = ("self_attention and cross_attention (two MultiHeadAttention), feed_forward (a FeedForward), "

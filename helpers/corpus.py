@@ -28,7 +28,8 @@ API (stable; notebooks 11 and 12 use it):
     corpus.loss_floor(seq_len)     # exact floor of the mean next-token loss on sample_tokens' rows
     corpus.entropy_rate()          # exact entropy rate (nats per token), the limit of loss_floor
     corpus.unigram_entropy(), corpus.bigram_entropy()    # floors of models that see 0 or 1 word back
-    corpus.log_prob(ids), corpus.is_valid(ids), corpus.count_valid_sentences(ids)
+    corpus.log_prob(ids), corpus.is_valid(ids), corpus.count_valid_sentences(ids), corpus.allowed_next("the")
+    stationary_distribution(P)     # π with π P = π, Σ π = 1, for any Markov chain's transition matrix P
 
 All entropies are in nats per token (natural log, as `torch.nn.functional.cross_entropy`).
 """
@@ -94,6 +95,27 @@ def _grammar() -> dict[str, list[Transition]]:
     states.update(_noun_phrase("object", then="end"))
     states["end"] = [(END, Fraction(1), "start")]
     return states
+
+
+def stationary_distribution(transitions: np.ndarray) -> np.ndarray:
+    """`(S,)`: the stationary distribution π of a Markov chain, `π P = π` with `Σ π = 1`.
+
+    `transitions` is P, `(S, S)`, `P[i, j]` the probability of going from state i to state j in
+    one step (each row sums to 1). The chain must have one stationary distribution (one
+    recurrent class), as the corpus's grammar and notebook 11's three-state example do.
+    """
+    matrix = np.asarray(transitions, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"transitions: expected a square matrix (S, S), got shape {matrix.shape}")
+    if not np.allclose(matrix.sum(axis=1), 1.0):
+        raise ValueError("transitions: each row must sum to 1 (the probabilities of leaving that state)")
+    n = matrix.shape[0]
+    # (Pᵀ - I) π = 0 has a one-dimensional solution space; replacing one equation by Σ π = 1 pins it.
+    system = matrix.T - np.eye(n)
+    system[-1] = 1.0
+    rhs = np.zeros(n)
+    rhs[-1] = 1.0
+    return np.linalg.solve(system, rhs)
 
 
 class Corpus:
@@ -204,15 +226,11 @@ class Corpus:
         return matrix
 
     def stationary_distribution(self) -> np.ndarray:
-        """`(S,)`: the states' long-run frequencies π, the solution of `π T = π`, `Σ π = 1`."""
-        transitions = self._state_transitions()
-        n = len(self.states)
-        # (Tᵀ - I) π = 0 has a one-dimensional solution space; replacing one equation by Σ π = 1 pins it.
-        system = transitions.T - np.eye(n)
-        system[-1] = 1.0
-        rhs = np.zeros(n)
-        rhs[-1] = 1.0
-        return np.linalg.solve(system, rhs)
+        """`(S,)`: the states' long-run frequencies π, the solution of `π P = π`, `Σ π = 1`.
+
+        P is the `(S, S)` state-to-state transition matrix (rows sum to 1); see `stationary_distribution`.
+        """
+        return stationary_distribution(self._state_transitions())
 
     def entropy_rate(self) -> float:
         """Exact entropy rate in nats per token: `Σ_s π_s H(P(· | s))`, the loss of a perfect model in the long run."""
@@ -282,6 +300,19 @@ class Corpus:
             total += math.log(self.probs[state, w])
             state = int(self.next_state[state, w])
         return total
+
+    def allowed_next(self, text: str = "") -> list[str]:
+        """The words the grammar allows next after "." and then `text` (words from a sentence's start on).
+
+        `allowed_next("")` lists a sentence's possible first words, `allowed_next("the")` what may follow
+        "the", `allowed_next("the cat sleeps")` is `["."]`. Empty if the grammar cannot produce `text`.
+        """
+        state = self.start
+        for word in text.split():
+            if word not in self.stoi or self.next_state[state, self.stoi[word]] < 0:
+                return []
+            state = int(self.next_state[state, self.stoi[word]])
+        return [self.vocab[w] for w in np.flatnonzero(self.probs[state] > 0)]
 
     def is_valid(self, ids: Tensor | Sequence[int]) -> bool:
         """Whether `ids` (starting with ".") is a prefix of some text the grammar can produce."""

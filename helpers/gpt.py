@@ -275,7 +275,7 @@ def gpt2_small_parameter_count() -> int:
 
 
 def causal_lm_loss(logits: Tensor, tokens: Tensor) -> Tensor:
-    """Mean cross-entropy of predicting each next token: logits `(B, n, V)` of `model(tokens)`, tokens `(B, n)`.
+    """Mean cross-entropy of predicting each next token: logits `(B, n, n_vocab)` of `model(tokens)`, tokens `(B, n)`.
 
     The logits at position i predict token i + 1, so the last position has no target and the first
     token is never a target: the loss pairs `logits[:, :-1]` with `tokens[:, 1:]`.
@@ -283,7 +283,7 @@ def causal_lm_loss(logits: Tensor, tokens: Tensor) -> Tensor:
     require_tensor("logits", logits)
     require_tensor("tokens", tokens)
     if logits.ndim != 3 or tokens.shape != logits.shape[:2]:
-        raise ValueError(f"expected logits (B, n, V) and tokens (B, n), got logits {format_shape(logits.shape)} "
+        raise ValueError(f"expected logits (B, n, n_vocab) and tokens (B, n), got logits {format_shape(logits.shape)} "
                          f"and tokens {format_shape(tokens.shape)}")
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
 
@@ -322,11 +322,13 @@ def train_lm(
     weight_decay: float = 0.0,
     loss_fn: Callable[[Tensor, Tensor], Tensor] = causal_lm_loss,
 ) -> TrainingLog:
-    """Train a language model `model(tokens (B, n)) -> logits (B, n, V)` with AdamW for `steps` steps.
+    """Train a language model `model(tokens (B, n)) -> logits (B, n, n_vocab)` with AdamW for `steps` steps.
 
     `sample_batch(step)` returns the step's `(B, n)` token rows (for example fresh rows of the
     corpus, so the model never sees the same text twice and cannot overfit). The learning rate
-    rises linearly for `warmup_steps`, then decays linearly to 0. The validation loss over
+    rises linearly for `warmup_steps`, then decays linearly to 0. The optimizer is AdamW with betas
+    0.9 and 0.95 (torch's default second beta is 0.999) and, unless asked, no weight decay; before
+    each update the gradients are clipped to a total norm of 1. The validation loss over
     `val_tokens` is measured before training and every `eval_every` steps.
     """
     # foreach: all the parameters at once, the CPU's default per-tensor arithmetic in less time (same weights).

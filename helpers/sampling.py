@@ -4,16 +4,16 @@ A language model gives, after any prefix, a distribution over the next token: `s
 Generating text means choosing a token from it, appending it, and repeating.
 
 - **Greedy**: always the most likely token. Deterministic; often dull and repetitive.
-- **Temperature** T: sample from `softmax(logits / T)`. T < 1 sharpens the distribution (lower
-  entropy), T > 1 flattens it, T → 0 becomes greedy.
-- **Top-k**: keep the k most likely tokens, renormalise, sample.
+- **Temperature** τ: sample from `softmax(logits / τ)`. τ < 1 sharpens the distribution (lower
+  entropy), τ > 1 flattens it, τ → 0 becomes greedy.
+- **Top-k**: keep the k most likely tokens (and any tied with the k-th), renormalise, sample.
 - **Top-p** (nucleus): keep the *smallest* set of most likely tokens whose probability adds up to
   at least p, renormalise, sample. The set adapts: few tokens where the model is sure, many where not.
 - **Beam search**: keep the `beam_width` most likely *sequences* (sum of log-probabilities), not
   tokens; it finds continuations more likely than greedy's. Beam width 1 is greedy.
 
-The functions take a model in the course's protocol: `model(tokens (B, n)) -> logits (B, n, V)`,
-and, for the KV cache, `model.step(tokens (B, m), cache) -> (logits (B, m, V), cache)`, as
+The functions take a model in the course's protocol: `model(tokens (B, n)) -> logits (B, n, n_vocab)`,
+and, for the KV cache, `model.step(tokens (B, m), cache) -> (logits (B, m, n_vocab), cache)`, as
 `helpers.gpt.GPT` provides (notebook 12's model does too).
 """
 
@@ -28,19 +28,19 @@ from helpers.tensors import format_shape, require_tensor
 def _require_logits(logits: Tensor) -> None:
     require_tensor("logits", logits)
     if logits.ndim < 1 or not logits.is_floating_point():
-        raise ValueError(f"logits: expected floating-point scores of shape (..., V), got {format_shape(logits.shape)} "
-                         f"of dtype {logits.dtype}")
+        raise ValueError(f"logits: expected floating-point scores of shape (..., n_vocab), "
+                         f"got {format_shape(logits.shape)} of dtype {logits.dtype}")
 
 
 def entropy(logits: Tensor) -> Tensor:
-    """Entropy (nats) of `softmax(logits)` along the last dimension: `(..., V) -> (...)`; -inf logits count as 0."""
+    """Entropy (nats) of `softmax(logits)` along the last dimension: `(..., n_vocab) -> (...)`; -inf logits add 0."""
     _require_logits(logits)
     log_p = torch.log_softmax(logits, dim=-1)
     return -(log_p.exp() * log_p.nan_to_num(neginf=0.0)).sum(dim=-1)
 
 
 def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
-    """`logits / T` (T > 0): the scores whose softmax is the sampling distribution at temperature T."""
+    """`logits / τ` (τ > 0): the scores whose softmax is the sampling distribution at temperature τ."""
     _require_logits(logits)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0 here (0 means greedy: use argmax), got {temperature!r}")
@@ -48,21 +48,21 @@ def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
 
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:
-    """Keep the k largest logits of each row `(..., V)`, set the others to -inf.
+    """Keep, in each row `(..., n_vocab)`, every logit at least as large as its k-th largest; set the others to -inf.
 
-    Exactly k survive even when several logits tie at the k-th value (ties go to the lower index,
-    as `torch.topk` breaks them), so the sampler never picks outside a set of k tokens.
+    Ties at the k-th largest value are all kept, so a row may keep more than k tokens: which of two
+    equal logits to drop would be arbitrary. `transformers`' `TopKLogitsWarper` keeps them too (it
+    removes only the logits below the k-th largest). A k above n_vocab keeps every token.
     """
     _require_logits(logits)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k:
         raise ValueError(f"k must be a positive int, got {k!r}")
-    k = min(k, logits.shape[-1])
-    keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.topk(k, dim=-1).indices, True)
-    return logits.masked_fill(~keep, float("-inf"))
+    kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[..., -1:]  # (..., 1): the k-th largest of each row
+    return logits.masked_fill(logits < kth, float("-inf"))
 
 
 def top_p_filter(logits: Tensor, p: float) -> Tensor:
-    """Keep, in each row `(..., V)`, the smallest set of most likely tokens whose probability is at least p.
+    """Keep, in each row `(..., n_vocab)`, the smallest set of most likely tokens whose probability is at least p.
 
     Sort the probabilities in decreasing order and add them up: a token is kept when the mass of
     the tokens *before* it is still below p, which keeps the token that crosses p (dropping it
@@ -82,7 +82,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 def next_token_logits(
     logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
 ) -> Tensor:
-    """The scores that decoding samples from: temperature first, then top-k, then top-p. `(..., V) -> (..., V)`."""
+    """The scores decoding samples from: temperature, then top-k, then top-p: `(..., n_vocab) -> (..., n_vocab)`."""
     scores = apply_temperature(logits, temperature)
     if top_k is not None:
         scores = top_k_filter(scores, top_k)
@@ -98,10 +98,10 @@ def sample_next(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """One next token per row of `logits (B, V)` -> `(B,)` long; temperature 0 is greedy (argmax)."""
+    """One next token per row of `logits (B, n_vocab)` -> `(B,)` long; temperature 0 is greedy (argmax)."""
     _require_logits(logits)
     if logits.ndim != 2:
-        raise ValueError(f"logits: expected shape (B, V), got {format_shape(logits.shape)}")
+        raise ValueError(f"logits: expected shape (B, n_vocab), got {format_shape(logits.shape)}")
     if temperature == 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(next_token_logits(logits, temperature, top_k, top_p), dim=-1)
@@ -182,7 +182,7 @@ def beam_search(
     beams = prompt
     scores = torch.zeros(1, dtype=torch.float64, device=prompt.device)
     for _ in range(max_new_tokens):
-        log_p = torch.log_softmax(model(beams)[:, -1].double(), dim=-1)  # (beams, V)
+        log_p = torch.log_softmax(model(beams)[:, -1].double(), dim=-1)  # (beams, n_vocab)
         if eos_id is not None:
             done = beams[:, -1] == eos_id
             log_p[done] = float("-inf")

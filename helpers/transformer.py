@@ -44,7 +44,11 @@ class LayerNorm(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """The position-wise network: `linear2(dropout(relu(linear1(x))))`, the same for every token."""
+    """The position-wise network: `linear2(dropout(relu(linear1(x))))`, the same for every token.
+
+    `(..., d_model) -> (..., d_model)`, any number of leading dimensions (a single token too); any `d_ff`;
+    dropout on the hidden activations, in `train()` only.
+    """
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -94,8 +98,10 @@ def _layer_from_torch(cls: type, layer: nn.Module, kind: type, norms: list[str])
 class EncoderLayer(nn.Module):
     """Self-attention and a feed-forward network, each wrapped in a residual connection and LayerNorm.
 
-    `forward(x (B, n, d_model), mask=None) -> (B, n, d_model)`; `mask` is typically the source
-    padding mask `(B, 1, n)`.
+    `forward(x (B, n, d_model), mask=None) -> (B, n, d_model)`; `mask` (True = may attend) is the
+    source padding mask `(B, 1, n)`, whose padding may sit at the end or at the start of a row, or
+    one row per query `(B, n, n)`, or None (no padding). Dropout (0.1 by default) acts on each
+    sub-layer's output and, inside the attention, on its weights.
     """
 
     def __init__(
@@ -135,8 +141,9 @@ class DecoderLayer(nn.Module):
     """Masked self-attention, cross-attention on the encoder's output, and a feed-forward network.
 
     `forward(y (B, n_t, d_model), memory (B, n_s, d_model), tgt_mask=None, src_mask=None)`.
-    `tgt_mask` is causal (and target padding), `src_mask` the source padding `(B, 1, n_s)`: the
-    mask the encoder's self-attention used, now keeping the queries off the padding in `memory`.
+    `tgt_mask` is causal, `(n_t, n_t)`, or causal and the target padding, `(B, n_t, n_t)`; `src_mask`
+    is the source padding `(B, 1, n_s)` (at the end or the start of a row): the mask the encoder's
+    self-attention used, now keeping the queries off the padding in `memory`. Either may be None.
     The last cross-attention weights `(B, h, n_t, n_s)` are kept in `cross_weights` for plots.
     """
 

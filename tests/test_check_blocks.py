@@ -415,3 +415,164 @@ def test_a_layer_that_runs_without_gradients_is_told_so():
     result = check_EncoderLayer(NoGrad)
     assert result.status is Status.FAILED and "carries no gradient" in result.summary
     assert "torch.no_grad()" in result.hint
+
+
+# ---- issue 20: contracts, generated cases, an earlier exercise still the stub -----------------------------
+
+@pytest.mark.parametrize("check", [check_layer_norm, check_FeedForward, check_EncoderLayer, check_decoder_layer,
+                                   check_DecoderLayer])
+def test_generated_cases_are_the_same_on_every_run(check):
+    first, second = list(check.spec.cases()), list(check.spec.cases())
+    assert [c.name for c in first] == [c.name for c in second]
+    assert len(first) >= 3
+
+
+def test_layer_norm_with_another_default_eps_is_told_the_default():
+    result = check_layer_norm(lambda x, w, b, eps=1e-8: ln_two_pass(x, w, b, eps))
+    assert result.status is Status.FAILED and "1e-5" in result.hint and "the default eps" in result.summary
+
+
+def test_layer_norm_that_drops_the_leading_dimensions_is_told_to_keep_the_shape():
+    def flattened(x, weight, bias, eps=1e-5):
+        return ln_two_pass(x.reshape(-1, x.shape[-1]), weight, bias, eps)
+
+    result = check_layer_norm(flattened)
+    assert result.status is Status.FAILED and "keep the input's shape" in result.hint, result.message
+
+
+def test_feed_forward_with_a_dropout_written_in_is_named():
+    class FixedDropout(FeedForwardFunctional):
+        def __init__(self, d_model, d_ff, dropout=0.1):
+            super().__init__(d_model, d_ff, 0.1)
+
+    result = check_FeedForward(FixedDropout)
+    assert result.status is Status.FAILED and "constructor's dropout argument" in result.hint, result.message
+
+
+class EncoderLayerFromLengths(EncoderLayerWritten):
+    """A learner who turns the mask into lengths, as if padding were always at the end."""
+
+    def forward(self, x, mask=None):
+        if mask is not None:
+            lengths = mask.sum(dim=-1)  # (B, 1)
+            mask = (torch.arange(x.shape[1]) < lengths[..., None])
+        return super().forward(x, mask)
+
+
+def test_encoder_layer_that_assumes_padding_at_the_end_is_named():
+    result = check_EncoderLayer(EncoderLayerFromLengths)
+    assert result.status is Status.FAILED and "start of a row" in result.hint, result.message
+
+
+def test_encoder_layer_that_needs_a_mask_is_told_none_is_allowed():
+    class NeedsMask(EncoderLayerWritten):
+        def forward(self, x, mask=None):
+            return super().forward(x, mask.unsqueeze(1).squeeze(1))
+
+    result = check_EncoderLayer(NeedsMask)
+    assert result.status is Status.FAILED and "mask=None" in result.hint and "mask=None" in result.summary
+
+
+def test_encoder_layer_with_additive_float_masks_and_left_padding_passes():
+    """Correct, written differently: the self-attention gets the mask as it is, the dropouts are functional."""
+
+    class Functional(EncoderLayerWritten):
+        def forward(self, x, mask=None):
+            def sub(h, f, p):
+                return nn.functional.dropout(f(h), p, self.training)
+
+            attend = lambda h: self.self_attention(h, h, h, mask)[0]  # noqa: E731
+            if self.norm_first:
+                x = x + sub(self.norm1(x), attend, self.dropout1.p)
+                return x + sub(self.norm2(x), self.feed_forward, self.dropout2.p)
+            x = self.norm1(x + sub(x, attend, self.dropout1.p))
+            return self.norm2(x + sub(x, self.feed_forward, self.dropout2.p))
+
+    assert check_EncoderLayer(Functional).passed
+
+
+def test_decoder_layer_with_its_own_causal_mask_is_named():
+    def own_causal(layer, y, memory, tgt_mask, src_mask):
+        return decoder_post_ln(layer, y, memory, causal_mask(y.shape[1]), src_mask)
+
+    result = check_decoder_layer(own_causal)
+    assert result.status is Status.FAILED and "(B, n_t, n_t)" in result.hint, result.message
+
+
+def test_decoder_layer_class_that_needs_both_masks_is_told_they_are_optional():
+    class NeedsMasks(DecoderLayerWritten):
+        def forward(self, y, memory, tgt_mask=None, src_mask=None):
+            return super().forward(y, memory, tgt_mask.bool(), src_mask.bool())
+
+    result = check_DecoderLayer(NeedsMasks)
+    assert result.status is Status.FAILED and "tgt_mask=None" in result.hint, result.message
+
+
+def test_an_earlier_exercise_still_the_stub_is_named():
+    """The learner's EncoderLayer (07) and DecoderLayer (08, if built on their own 07 classes) call their own
+    FeedForward: while that is the stub, the check names it instead of saying "not attempted"."""
+
+    class FeedForward(nn.Module):  # noqa: F811 (the learner's, as in the workbook: the stub)
+        def __init__(self, d_model, d_ff, dropout=0.1):
+            super().__init__()
+            raise NotImplementedError()
+
+    class EncoderLayer(EncoderLayerWritten):  # noqa: F811
+        def __init__(self, d_model, num_heads, d_ff, dropout=0.1, norm_first=False):
+            super().__init__(d_model, num_heads, d_ff, dropout, norm_first)
+            self.feed_forward = FeedForward(d_model, d_ff, dropout)
+
+    class DecoderLayer(DecoderLayerWritten):  # noqa: F811
+        def __init__(self, d_model, num_heads, d_ff, dropout=0.1, norm_first=False):
+            super().__init__(d_model, num_heads, d_ff, dropout, norm_first)
+            self.feed_forward = FeedForward(d_model, d_ff, dropout)
+
+    for check, layer in ((check_EncoderLayer, EncoderLayer), (check_DecoderLayer, DecoderLayer)):
+        result = check(layer)
+        assert result.status is Status.FAILED, result.message
+        assert f"Your {layer.__name__} calls your `FeedForward`, which is still the stub" in result.summary
+        assert "finish the `FeedForward` exercise above first" in result.hint
+
+
+def test_an_earlier_exercise_whose_forward_is_the_stub_is_named():
+    class FeedForward(FeedForwardFunctional):  # noqa: F811
+        def forward(self, x):
+            raise NotImplementedError()
+
+    class EncoderLayer(EncoderLayerWritten):  # noqa: F811
+        def __init__(self, d_model, num_heads, d_ff, dropout=0.1, norm_first=False):
+            super().__init__(d_model, num_heads, d_ff, dropout, norm_first)
+            self.feed_forward = FeedForward(d_model, d_ff, dropout)
+
+    result = check_EncoderLayer(EncoderLayer)
+    assert result.status is Status.FAILED and "your `FeedForward`, which is still the stub" in result.summary
+
+
+def test_the_layer_itself_still_the_stub_is_not_attempted_even_on_a_stub_feed_forward():
+    class EncoderLayer(nn.Module):  # noqa: F811
+        def __init__(self, d_model, num_heads, d_ff, dropout=0.1, norm_first=False):
+            super().__init__()
+            self.norm_first = norm_first
+            raise NotImplementedError()
+
+    assert check_EncoderLayer(EncoderLayer).status is Status.NOT_ATTEMPTED
+
+
+def test_decoder_layer_class_written_with_keywords_and_functional_dropout_passes():
+    """Correct, written differently: keyword calls, functional dropout, one wrapper for the three sub-layers."""
+
+    class Keywords(DecoderLayerWritten):
+        def forward(self, y, memory, tgt_mask=None, src_mask=None):
+            def wrap(y, f, norm, p):
+                if self.norm_first:
+                    return y + nn.functional.dropout(f(norm(y)), p, self.training)
+                return norm(y + nn.functional.dropout(f(y), p, self.training))
+
+            y = wrap(y, lambda h: self.self_attention(query=h, key=h, value=h, mask=tgt_mask)[0], self.norm1,
+                     self.dropout1.p)
+            y = wrap(y, lambda h: self.cross_attention(query=h, key=memory, value=memory, mask=src_mask)[0],
+                     self.norm2, self.dropout2.p)
+            return wrap(y, self.feed_forward, self.norm3, self.dropout3.p)
+
+    result = check_DecoderLayer(Keywords)
+    assert result.passed, result.message

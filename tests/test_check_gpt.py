@@ -64,10 +64,31 @@ def loss_with_a_loop(logits, tokens):
     return torch.stack(losses).mean()
 
 
-@pytest.mark.parametrize("candidate", [causal_lm_loss, loss_transposed, loss_by_hand_in_float64, loss_with_a_loop])
+def loss_as_a_sum_over_predictions(logits, tokens):
+    predictions = tokens.shape[0] * (tokens.shape[1] - 1)
+    log_p = torch.log_softmax(logits, dim=-1)
+    return -torch.einsum("bnv,bnv->", log_p[:, :-1], F.one_hot(tokens[:, 1:], logits.shape[-1]).to(log_p)) / predictions
+
+
+@pytest.mark.parametrize("candidate", [causal_lm_loss, loss_transposed, loss_by_hand_in_float64, loss_with_a_loop,
+                                       loss_as_a_sum_over_predictions])
 def test_loss_correct_variants_pass(candidate):
     result = check_causal_lm_loss(candidate)
     assert result.passed, result.message
+
+
+def test_loss_calling_an_earlier_stub_names_it():
+    def shift(logits, tokens):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def loss_through_a_stub(logits, tokens):
+        inputs, targets = shift(logits, tokens)
+        return F.cross_entropy(inputs, targets)
+
+    result = check_causal_lm_loss(loss_through_a_stub)
+    assert result.status is Status.FAILED and "`shift`" in result.summary and "still the stub" in result.summary, \
+        result.message
 
 
 def test_loss_hints_name_the_mistakes():
@@ -86,12 +107,33 @@ def top_k_by_threshold(logits, k):
 
 
 def top_k_by_sorting(logits, k):
-    order = logits.argsort(dim=-1, descending=True)
-    ranks = order.argsort(dim=-1)
-    return logits.masked_fill(ranks >= k, float("-inf"))
+    kth = logits.sort(dim=-1, descending=True).values[..., k - 1 : k]
+    return torch.where(logits >= kth, logits, float("-inf"))
 
 
-@pytest.mark.parametrize("candidate", [top_k_filter, top_k_by_threshold, top_k_by_sorting])
+def top_k_by_kthvalue_in_float64(logits, k):
+    kth = logits.double().kthvalue(logits.shape[-1] - k + 1, dim=-1, keepdim=True).values  # k-th largest
+    return logits.double().masked_fill(logits < kth, float("-inf"))
+
+
+def top_k_with_a_loop(logits, k):
+    out = logits.clone()
+    for row in out.view(-1, out.shape[-1]):
+        kth = sorted(row.tolist(), reverse=True)[k - 1]
+        for i, value in enumerate(row.tolist()):
+            if value < kth:
+                row[i] = float("-inf")
+    return out
+
+
+def top_k_as_transformers(logits, k):
+    from transformers.generation.logits_process import TopKLogitsWarper
+
+    return TopKLogitsWarper(k)(None, logits)
+
+
+@pytest.mark.parametrize("candidate", [top_k_filter, top_k_by_threshold, top_k_by_sorting,
+                                       top_k_by_kthvalue_in_float64, top_k_with_a_loop, top_k_as_transformers])
 def test_top_k_correct_variants_pass(candidate):
     result = check_top_k_filter(candidate)
     assert result.passed, result.message
@@ -104,6 +146,16 @@ def test_top_k_keeping_k_plus_one_is_named():
 
     result = check_top_k_filter(off_by_one)
     assert result.status is Status.FAILED and "k + 1" in result.hint, result.message
+
+
+def test_top_k_keeping_exactly_k_on_a_tie_is_named():
+    def exactly_k_by_ranks(logits, k):  # ranks break ties by position: one of the tied logits is dropped
+        ranks = logits.argsort(dim=-1, descending=True, stable=True).argsort(dim=-1)
+        return logits.masked_fill(ranks >= k, float("-inf"))
+
+    result = check_top_k_filter(exactly_k_by_ranks)
+    assert result.status is Status.FAILED and "a tie at the k-th" in result.summary, result.message
+    assert "tie" in result.hint and "k-th largest" in result.hint, result.message
 
 
 def test_top_k_must_not_modify_its_input():
@@ -138,10 +190,37 @@ def top_p_shifted_mask(logits, p):
     return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
 
 
-@pytest.mark.parametrize("candidate", [top_p_filter, top_p_with_a_loop, top_p_shifted_mask])
+def top_p_as_transformers(logits, p):
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    rows = logits.reshape(-1, logits.shape[-1])  # the warper works on (batch, n_vocab) scores
+    return TopPLogitsWarper(p)(None, rows).reshape(logits.shape)
+
+
+def top_p_in_float64_with_searchsorted(logits, p):
+    probs, order = logits.double().softmax(-1).sort(dim=-1, descending=True)
+    cumulative = probs.cumsum(-1)
+    size = torch.searchsorted(cumulative, torch.full((*cumulative.shape[:-1], 1), p, dtype=torch.float64)) + 1
+    keep_sorted = torch.arange(logits.shape[-1]) < size
+    return logits.masked_fill(~keep_sorted.scatter(-1, order, keep_sorted), float("-inf"))
+
+
+@pytest.mark.parametrize("candidate", [top_p_filter, top_p_with_a_loop, top_p_shifted_mask, top_p_as_transformers,
+                                       top_p_in_float64_with_searchsorted])
 def test_top_p_correct_variants_pass(candidate):
     result = check_top_p_filter(candidate)
     assert result.passed, result.message
+
+
+def test_top_p_losing_the_most_likely_token_is_named():
+    def shifted_without_reset(logits, p):
+        probs, order = logits.softmax(-1).sort(dim=-1, descending=True)
+        remove = probs.cumsum(-1) > p
+        remove[..., 1:] = remove[..., :-1].clone()  # forgot remove[..., 0] = False
+        return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+    result = check_top_p_filter(shifted_without_reset)
+    assert result.status is Status.FAILED and "most likely token is always kept" in result.hint, result.message
 
 
 def test_top_p_dropping_the_crossing_token_is_named():

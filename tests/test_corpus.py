@@ -133,3 +133,20 @@ def test_unigram_and_bigram_entropies_match_counts(corpus, rows):
 def test_the_floor_is_clearly_below_what_short_contexts_can_reach(corpus):
     # Tracking the grammar's state is worth something over one word back, and a lot over none.
     assert corpus.entropy_rate() < corpus.bigram_entropy() - 0.2 < corpus.unigram_entropy() - 1.0
+
+
+def test_stationary_distribution_of_a_three_state_chain():
+    from helpers.corpus import stationary_distribution
+
+    transitions = np.array([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]])
+    pi = stationary_distribution(transitions)
+    assert np.allclose(pi, [0.25, 0.5, 0.25]) and np.allclose(pi @ transitions, pi)
+    with pytest.raises(ValueError, match="sum to 1"):
+        stationary_distribution(np.eye(3) * 0.5)
+
+
+def test_allowed_next_words(corpus):
+    assert corpus.allowed_next("") == ["the", "a", "some"]
+    assert len(corpus.allowed_next("the")) == 11  # three adjectives, eight nouns
+    assert corpus.allowed_next("the cat sleeps") == ["."]
+    assert corpus.allowed_next("the cat sleep") == []

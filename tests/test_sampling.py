@@ -45,8 +45,20 @@ def test_top_k_never_picks_outside_the_k_most_likely(logits, k):
         assert (allowed == picked[:, None]).any(dim=-1).all()
 
 
-def test_top_k_keeps_exactly_k_when_logits_tie():
-    assert top_k_filter(torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.0]]), 2).isfinite().sum() == 2
+def test_top_k_keeps_every_logit_tied_with_the_kth():
+    logits = torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.0], [3.0, 1.0, 2.0, 1.0, 1.0]])
+    assert top_k_filter(logits, 2).isfinite().tolist() == [[False, True, True, True, False],
+                                                           [True, False, True, False, False]]
+    assert top_k_filter(logits, 3).isfinite().sum(dim=-1).tolist() == [3, 5]
+
+
+def test_top_k_ties_as_transformers_top_k_warper():
+    from transformers.generation.logits_process import TopKLogitsWarper
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randint(-3, 4, (50, 12), generator=g).float()  # integers: ties everywhere
+    for k in (1, 2, 5, 12):
+        assert torch.equal(top_k_filter(logits, k), TopKLogitsWarper(k)(None, logits))
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9, 0.99, 1.0])
@@ -124,7 +136,7 @@ def test_bad_arguments_are_named(logits):
         top_p_filter(logits, 0.0)
     with pytest.raises(ValueError, match="temperature"):
         apply_temperature(logits, -1.0)
-    with pytest.raises(ValueError, match=r"\(B, V\).*\(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"\(B, n_vocab\).*\(2, 3, 4\)"):
         sample_next(torch.zeros(2, 3, 4))
     with pytest.raises(ValueError, match=r"\(1, n\)"):
         beam_search(None, torch.zeros(2, 3, dtype=torch.long), 3)

@@ -447,7 +447,7 @@ def check_scaled_dot_product_attention() -> Iterator[Case]:
     all_padding[-1] = False
     yield Case(f"a batch of {b} × {h} heads (4-D), n_q ≠ n_k ({n_q}, {n_k}), d_v ≠ d_k ({d_v}, {d_k}), no mask",
                qkv(b, h))
-    yield Case(f"the same heads (4-D) with a padding mask of shape (B, 1, 1, n_k) = ({b}, 1, 1, {n_k})",
+    yield Case(f"a batch of {b} × {h} heads (4-D) with a padding mask of shape (B, 1, 1, n_k) = ({b}, 1, 1, {n_k})",
                (*qkv(b, h), _padding(g, b, n_k, at_start=False).unsqueeze(1)))
     yield Case(f"a ({b}, {n_q}, {d_k}) batch with a padding mask of shape (B, 1, n_k), padding at the end",
                (*qkv(b), _padding(g, b, n_k, at_start=False)))

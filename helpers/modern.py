@@ -1,6 +1,7 @@
 """The attention of today's models (notebook 12): RoPE, RMSNorm, SwiGLU, grouped-query attention.
 
-Llama's decoder differs from notebook 11's GPT-2 in four places, each small:
+Llama's decoder differs from notebook 11's GPT-2 in a few places, each small (it also drops every
+bias and, in Llama itself, unties the output layer from the embedding):
 
 - **RoPE**: no position vectors are added; queries and keys are *rotated* by an angle that
   grows with the position (notebook 06's 2 × 2 rotations), so q·k depends on the offset only;
@@ -11,9 +12,10 @@ Llama's decoder differs from notebook 11's GPT-2 in four places, each small:
 
 `LlamaStyleLM.from_hf(transformers.LlamaForCausalLM)` copies a Hugging Face model's weights,
 and the logits agree to float64 rounding. To make that possible this module keeps the three
-float32 islands of Hugging Face's reference code: RMSNorm's statistics, the rotary angles and
-the attention softmax are computed in float32 whatever the model's dtype. In bfloat16 that is
-what keeps training stable; in float32 it changes nothing.
+float32 islands of Hugging Face's reference code (its eager attention path): RMSNorm's whole
+normalisation x·rsqrt(mean(x²) + eps) (the gain is applied in the model's dtype), the rotary
+angles with their cos and sin, and the attention softmax are computed in float32 whatever the
+model's dtype. In bfloat16 that is what keeps training stable; in float32 it changes nothing.
 """
 
 from __future__ import annotations

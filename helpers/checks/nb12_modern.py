@@ -21,11 +21,13 @@ F64 = torch.float64
 #: Telling pieces of each exercise's solution: no Hint 1, Hint 2 or ❌ hint may contain one.
 SOLUTION_FRAGMENTS: dict[str, list[str]] = {
     "apply_rope": ["[:, None] * theta", "torch.cat([angles, angles]", "torch.cat([-x", "x[..., d // 2:]",
-                   "x[..., : d // 2]", "x * both.cos()", "rotated_half * both.sin()", "-torch.arange(0, d, 2"],
+                   "x[..., : d // 2]", "x * both.cos()", "rotated_half * both.sin()", "-torch.arange(0, d, 2",
+                   "d // 2", "head_dim // 2", "[..., :", "positions[:, None]"],
     "rms_norm": ["pow(2).mean(", "mean(dim=-1, keepdim=True)", "rsqrt(", "sqrt(x.pow(2)", "keepdim=True) + eps",
                  "* weight"],
     "repeat_kv": ["repeat_interleave(x, n_rep, dim=1)", "repeat_interleave(n_rep, dim=1)", "[:, :, None]",
-                  "expand(b, h_kv, n_rep", "reshape(b, h_kv * n_rep", "unsqueeze(2)"],
+                  "expand(b, h_kv, n_rep", "reshape(b, h_kv * n_rep", "unsqueeze(2)",
+                  "repeat_interleave(", ".expand(", ".reshape("],
 }
 
 

@@ -17,7 +17,7 @@ SOLUTION_FRAGMENTS: dict[str, list[str]] = {
     "sinusoidal_positional_encoding": ["arange(0, d_model, 2", "0::2]", "1::2]", "/ 10000 **", "/ 10000**",
                                        "pos / 10000 ", "torch.stack([torch.sin(angle), torch.cos(angle)]"],
     "PositionalEncoding": ['register_buffer("pe"', "self.pe[: x.shape[1]]", "self.pe[:x.shape[1]]",
-                           "self.dropout(x + self.pe", "x.shape[1]]"],
+                           "self.dropout(x + self.pe", "x.shape[1]]", "[:n]", "[: n]"],
 }
 
 

@@ -73,13 +73,20 @@ def chunked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = Non
     """Exact `softmax(Q Kᵀ / √d_k) V`, computed over blocks of `block_size` keys by online softmax.
 
     Args:
-        q: `(..., n_q, d_k)`.  k: `(..., n_k, d_k)`.  v: `(..., n_k, d_v)`.
-        mask: boolean, broadcastable to `(..., n_q, n_k)`; True = may attend.
-        block_size: keys per block; the largest score tensor held is `(..., n_q, block_size)`.
+        q: `(..., n_q, d_k)`.  k: `(..., n_k, d_k)`.  v: `(..., n_k, d_v)`; `...` may be empty.
+        mask: optional; None lets every query attend to every key. Otherwise boolean, True = may
+            attend, broadcastable to `(..., n_q, n_k)` with `n_k` as its last dimension: a causal
+            `(n_q, n_k)`, a padding `(B, 1, 1, n_k)` (padding at the end or at the start of a row,
+            so a whole first block may be masked: such rows keep the empty state until a key is
+            allowed), or a full `(B, h, n_q, n_k)`. (A last dimension of 1, broadcast over the
+            keys, is accepted too.)
+        block_size: keys per block (the last block may be shorter; one block if it is ≥ n_k); the
+            largest score tensor held is `(..., n_q, block_size)`.
 
     Returns:
         `(..., n_q, d_v)`, equal to `helpers.attention.scaled_dot_product_attention(q, k, v, mask)[0]`;
-        a query whose keys are all masked gets zeros. The weights are never materialised.
+        a query whose keys are all masked gets zeros (the exercise's statement rules such a query
+        out). The weights are never materialised.
     """
     require_qkv(q, k, v)
     require_int("block_size", block_size)

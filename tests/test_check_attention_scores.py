@@ -109,8 +109,9 @@ def test_typical_mistakes_get_their_own_hint(mistake, hint_words):
 
 def test_dot_T_hint_points_to_the_fix():
     result = check_attention_scores(dot_T)
-    assert "transpose(-2, -1)" in result.hint and ".mT" in result.hint, result.message
-    assert result.summary.startswith("On a batch of 2 sentences"), result.message
+    assert "last two dimensions of K" in result.hint, result.message
+    assert "transpose(-2, -1)" not in result.hint and ".mT" not in result.hint, result.message  # no answer
+    assert result.summary.startswith("On a batch (B, n, d_k)"), result.message
 
 
 @pytest.mark.parametrize(
@@ -119,7 +120,7 @@ def test_dot_T_hint_points_to_the_fix():
         (lambda Q, K: Q @ K.t(), "right for 2-D inputs but not for 3-D"),
         (lambda Q, K: Q @ K.permute(0, 2, 1), "right for 3-D inputs but not for 4-D"),
         (lambda Q, K: torch.bmm(Q, K.transpose(1, 2)), "right for 3-D inputs but not for 4-D"),
-        (lambda Q, K: torch.einsum("bqd,bkd->bqk", Q, K), "einsum with '...' standing for the leading"),
+        (lambda Q, K: torch.einsum("bqd,bkd->bqk", Q, K), "einsum with '...' standing for them"),
         (lambda Q, K: torch.bmm(Q, K.transpose(-2, -1)) if Q.ndim == 3 else torch.einsum("bhqd,bhkd->bhqk", Q, K),
          "handles 3-D batches but not 2-D input"),
     ],
@@ -128,7 +129,7 @@ def test_fixed_number_of_dimensions_is_named(mistake, words):
     result = check_attention_scores(mistake)
     assert result.status is Status.FAILED
     assert words in result.hint, result.message
-    assert "transpose(-2, -1)" in result.hint
+    assert "from the end" in result.hint and "transpose(-2, -1)" not in result.hint
 
 
 def test_a_wrong_single_query_case_is_not_blamed_on_dimensions():
@@ -171,3 +172,25 @@ def test_no_mistake_hint_prints_the_answer():
     for mistake in MISTAKES:
         assert "Q @ K.transpose(-2, -1)" not in mistake.hint and "Q @ K.mT" not in mistake.hint, mistake.hint
         assert "...qd,...kd->...qk" not in mistake.hint, mistake.hint
+
+
+def test_cases_are_generated_from_a_seed_with_sizes_that_tell_mistakes_apart():
+    from helpers.checks.nb02_scores import check_attention_scores as check
+
+    first, second = list(check.spec.cases()), list(check.spec.cases())
+    assert [c.name for c in first] == [c.name for c in second]
+    assert all(torch.equal(a, b) for c, d in zip(first, second) for a, b in zip(c.args, d.args))
+    for case in first:
+        Q, K = case.args
+        if Q.shape[-2] != K.shape[-2]:  # a cross-attention case: every size differs from every other
+            sizes = [*Q.shape, K.shape[-2]]
+            assert len(set(sizes)) == len(sizes), case.name
+
+
+def test_no_hint_of_a_contract_entry_prints_solution_code():
+    from helpers.checks.nb02_scores import CONTRACT, SOLUTION_FRAGMENTS
+
+    for term in CONTRACT:
+        hint = check_attention_scores(term.wrong).hint
+        leaked = [p for p in SOLUTION_FRAGMENTS["attention_scores"] if p in hint]
+        assert not leaked, (term.allows, hint)

@@ -262,11 +262,31 @@ def test_chunked_stub_is_not_attempted():
     assert check_chunked_attention(stub).status is Status.NOT_ATTEMPTED
 
 
-def test_chunked_a_learner_whose_update_is_a_stub_is_not_attempted():
-    def built_on_a_stubbed_update(q, k, v, block_size, mask=None):
-        return stub(q, k, v)  # the learner's online_softmax_update raises NotImplementedError
+def test_chunked_a_learner_whose_update_is_still_the_stub_is_told_which_exercise_to_finish():
+    def online_softmax_update(m, z, acc, scores, v):  # the learner's update, still nbgrader's stub
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
-    assert check_chunked_attention(built_on_a_stubbed_update).status is Status.NOT_ATTEMPTED
+    def chunked_attention(q, k, v, block_size, mask=None):  # built on it, as the exercise asks
+        q = q / math.sqrt(q.shape[-1])
+        m, z, acc = _state(q.shape[:-2], q.shape[-2], v.shape[-1], q.dtype)
+        for start in range(0, k.shape[-2], block_size):
+            scores = q @ k[..., start : start + block_size, :].mT
+            m, z, acc = online_softmax_update(m, z, acc, scores, v[..., start : start + block_size, :])
+        return acc / z
+
+    result = check_chunked_attention(chunked_attention)
+    assert result.status is Status.FAILED, result.message
+    assert "calls your `online_softmax_update`, which is still the stub" in result.summary, result.message
+    assert "finish the `online_softmax_update` exercise" in result.hint, result.message
+
+
+def test_chunked_its_own_stub_is_not_attempted_even_beside_a_finished_update():
+    def chunked_attention(q, k, v, block_size, mask=None):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    assert check_chunked_attention(chunked_attention).status is Status.NOT_ATTEMPTED
 
 
 @pytest.mark.parametrize(("hint", "switches"), CHUNKED_MISTAKES, ids=[str(s) for _, s in CHUNKED_MISTAKES])
@@ -297,3 +317,41 @@ def test_chunked_hints_never_print_the_answer():
     for hint, _ in CHUNKED_MISTAKES:
         # No call of the update with its arguments, no loop header: the hint names the mistake, not the code.
         assert "online_softmax_update(" not in hint and "range(" not in hint and "for start" not in hint, hint
+
+
+@pytest.mark.parametrize("name", ["cached_attention_step", "online_softmax_update", "chunked_attention"])
+def test_no_hint_of_a_contract_entry_prints_solution_code(name):
+    from helpers.checks import nb10_efficient
+
+    check = getattr(nb10_efficient, f"check_{name}")
+    for term in check.spec.contract:
+        hint = check(term.wrong).hint
+        leaked = [p for p in nb10_efficient.SOLUTION_FRAGMENTS[name] if p in hint]
+        assert not leaked, (term.allows, hint)
+
+
+def test_chunked_cases_cover_padding_at_both_ends_and_a_fully_masked_first_block():
+    cases = list(check_chunked_attention.spec.cases())
+    start = next(c for c in cases if "padding at the start" in c.name)
+    q, k, v, block = start.args
+    mask = start.kwargs["mask"]
+    assert (~mask[..., :block]).all(dim=-1).any(), "some sequence's first key block is fully masked"
+    end = next(c for c in cases if "padding at the end" in c.name)
+    assert not end.kwargs["mask"][..., -1].all(), "some sequence ends in padding"
+    assert any("mask" not in c.kwargs for c in cases), "mask=None is checked"
+    assert {c.kwargs["mask"].ndim for c in cases if "mask" in c.kwargs} == {2, 4}
+
+
+def test_chunked_correct_variants_pass_on_padding_at_the_start():
+    def chunked_with_where(q, k, v, block_size, mask=None):
+        scale = q.shape[-1] ** -0.5
+        m, z, acc = _state(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], v.shape[-1], q.dtype)
+        for start in range(0, k.shape[-2], block_size):
+            s = (q @ k[..., start : start + block_size, :].mT) * scale
+            if mask is not None:
+                s = torch.where(mask[..., start : start + block_size], s, float("-inf"))
+            m, z, acc = online_softmax_update(m, z, acc, s, v[..., start : start + block_size, :])
+        return acc / z
+
+    result = check_chunked_attention(chunked_with_where)
+    assert result.passed, result.message

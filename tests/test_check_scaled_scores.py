@@ -132,3 +132,21 @@ def test_no_mistake_hint_prints_the_answer():
     for mistake in MISTAKES:
         assert "math.sqrt(" not in mistake.hint and "Q.shape[-1]" not in mistake.hint, mistake.hint
         assert "** 0.5" not in mistake.hint, mistake.hint
+
+
+def test_generated_sizes_make_every_wrong_divisor_differ():
+    for case in check_scaled_scores.spec.cases():
+        Q, K = case.args
+        d_k = Q.shape[-1]
+        divisors = {math.sqrt(d_k), d_k, math.isqrt(d_k), *(math.sqrt(n) for n in (*Q.shape[:-1], K.shape[-2]))}
+        assert math.sqrt(d_k) not in {math.sqrt(n) for n in (*Q.shape[:-1], K.shape[-2])}, case.name
+        assert len(divisors) >= 3, case.name
+
+
+def test_no_hint_of_a_contract_entry_prints_solution_code():
+    from helpers.checks.nb03_scaling import CONTRACT, SOLUTION_FRAGMENTS
+
+    for term in CONTRACT:
+        hint = check_scaled_scores(term.wrong).hint
+        leaked = [p for p in SOLUTION_FRAGMENTS["scaled_scores"] if p in hint]
+        assert not leaked, (term.allows, hint)

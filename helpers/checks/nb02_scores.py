@@ -9,7 +9,12 @@ import torch
 from torch import Tensor
 
 from helpers.attention import attention_scores
-from helpers.checks.core import Case, Clue, Mistake, check, generator, leading, randn
+from helpers.checks.core import Case, Clue, Mistake, Term, check, generator, leading, randn
+
+#: The telling pieces of the solution's code: no Hint 1 or 2 and no ❌ hint may contain one.
+SOLUTION_FRAGMENTS: dict[str, list[str]] = {
+    "attention_scores": ["transpose(-2, -1)", ".mT", "Q @ K", "torch.matmul(Q, K", "qd,...kd->"],
+}
 
 SOFTMAX = ("you applied a softmax: that turns scores into attention weights, which is notebook 04. "
            "Here return the raw scores Q Kᵀ.")
@@ -32,11 +37,17 @@ MISTAKES = [
     Mistake(SOFTMAX, lambda Q, K: torch.softmax(Q @ K.mT, dim=-1)),
     Mistake(SOFTMAX, lambda Q, K: torch.softmax(Q @ K.mT / math.sqrt(Q.shape[-1]), dim=-1)),
     Mistake(SOFTMAX, lambda Q, K: torch.softmax(Q @ K.mT, dim=-2)),
+    Mistake("you squeezed away a dimension of size 1: with a single query (n_q = 1) the output still has its "
+            "n_q dimension, (..., 1, n_k). Do not call .squeeze() on the inputs or the result.",
+            lambda Q, K: (Q @ K.mT).squeeze()),
     Mistake("you computed the dot products of matching rows only (query i with key i, like the warm-up "
             "batched_dot): one number per row. Scores pair EVERY query with EVERY key: an n_q × n_k matrix, "
             "Q Kᵀ.", lambda Q, K: (Q * K).sum(dim=-1)),
     Mistake(ELEMENTWISE, lambda Q, K: Q * K),
     Mistake(ELEMENTWISE, lambda Q, K: Q * K.mT),
+    Mistake("you looped over the keys with the number of queries (Q.shape[-2]): n_q and n_k may differ "
+            "(cross-attention), and the output has one column per KEY, n_k of them.",
+            lambda Q, K: _keys_as_queries(Q, K), crashes=True),
     Mistake("you summed each query's scores over the keys, which leaves one number per query: keep the "
             "whole n_q × n_k matrix Q Kᵀ.", lambda Q, K: (Q @ K.mT).sum(dim=-1)),
     Mistake("you multiplied Q by K without transposing K: the dot product of query i and key j needs K's "
@@ -46,7 +57,7 @@ MISTAKES = [
     # On a 2-D matrix these are the right answer, so they can only match batched inputs.
     Mistake("you used `.T` (or `.permute` reversing every dimension): on a batched tensor `.T` reverses ALL "
             "dimensions, so K of shape (B, n_k, d_k) becomes (d_k, n_k, B). It is only right for a 2-D matrix. "
-            "Swap just the last two dimensions: K.transpose(-2, -1) or K.mT.", lambda Q, K: Q @ _reverse_all(K)),
+            "Swap just the last two dimensions of K, counting them from the end.", lambda Q, K: Q @ _reverse_all(K)),
     Mistake("you transposed the wrong dimensions: K.transpose(0, 1) swaps the batch with the tokens "
             "when K is (B, n_k, d_k). It is only right for a 2-D matrix. Count the dimensions "
             "from the end.", lambda Q, K: Q @ K.transpose(0, 1)),
@@ -54,6 +65,12 @@ MISTAKES = [
             "(B, h, n_k, d_k) batch with heads, it swaps heads and tokens. Count the dimensions "
             "from the end.", lambda Q, K: Q @ K.transpose(1, 2)),
 ]
+
+
+def _keys_as_queries(Q: Tensor, K: Tensor) -> Tensor:
+    """A loop over the keys that counts them with Q's length: right only when n_q = n_k."""
+    columns = [(Q * K[..., j : j + 1, :]).sum(dim=-1) for j in range(Q.shape[-2])]
+    return torch.stack(columns, dim=-1)
 
 
 def _cube(case: Case) -> Iterator[Case]:
@@ -76,29 +93,78 @@ def _dims_hint(case: Case, other: Case) -> str:
     ndim, right = case.args[0].ndim, other.args[0].ndim
     if right < ndim:
         return (f"your function is right for {right}-D inputs but not for {ndim}-D ones: count dimensions "
-                "from the end so that any leading batch (and head) dimensions pass through. Swap only the last "
-                "two dimensions of K with K.transpose(-2, -1) or K.mT (not .T, .t(), transpose(0, 1) or "
-                "permute(0, 2, 1), which assume a fixed number of dimensions); use @ or torch.matmul "
-                "(torch.bmm is 3-D only), or einsum with '...' standing for the leading dimensions.")
-    return (f"your function handles {right}-D batches but not {ndim}-D input: @ or torch.matmul, and "
-            "K.transpose(-2, -1), accept any number of leading dimensions, including none "
+                "from the end (negative dimensions) so that any leading batch (and head) dimensions pass through. "
+                "Swap only the last two dimensions of K (not .T, .t(), transpose(0, 1) or permute(0, 2, 1), which "
+                "assume a fixed number of dimensions); the matrix product @ broadcasts over leading dimensions "
+                "(torch.bmm is 3-D only), and so does einsum with '...' standing for them.")
+    return (f"your function handles {right}-D batches but not {ndim}-D input: the matrix product @ and a "
+            "transpose counted from the end accept any number of leading dimensions, including none "
             "(torch.bmm needs exactly 3-D); so does einsum with '...' standing for them.")
 
 
-@check(reference=attention_scores, mistakes=MISTAKES, diagnostic=_cube, clues=[Clue(_dims_hint, _other_dims)],
-       passed="{cases} cases: 2-D, batched (B, n, d_k) and with heads (B, h, n, d_k), n_q ≠ n_k, float64.")
+def _in_float32(case: Case, got: object) -> Iterator[Case]:
+    if any(isinstance(a, Tensor) and a.dtype == torch.float64 for a in case.args):
+        yield Case("the same inputs in float32", tuple(a.float() for a in case.args))
+
+
+FLOAT64 = Clue("your function is right in float32 but not on float64 inputs: compute in the inputs' dtype "
+               "(no .float(), and no new tensor made without dtype=Q.dtype).", _in_float32)
+
+
+def _sizes(g: torch.Generator, count: int, low: int = 2, high: int = 10) -> list[int]:
+    """`count` different sizes from low to high - 1, drawn from `g`: every mistake that mixes two up shows."""
+    return [low + int(i) for i in torch.randperm(high - low, generator=g)[:count]]
+
+
+def _only(where: object, wrong: object) -> object:
+    """An implementation right everywhere except where `where(Q, K)` holds, where it is `wrong` (contract tests)."""
+    return lambda Q, K: wrong(Q, K) if where(Q, K) else Q @ K.transpose(-2, -1)  # type: ignore[operator]
+
+
+CONTRACT = [
+    Term("no leading dimension: Q (n_q, d_k), K (n_k, d_k)", "without a batch",
+         _only(lambda Q, K: Q.ndim == 2, lambda Q, K: torch.einsum("b...qd,b...kd->b...qk", Q, K)),
+         "but not 2-D input"),
+    Term("one leading batch dimension: (B, n, d_k)", "a batch (B, n, d_k)",
+         _only(lambda Q, K: Q.ndim == 3, lambda Q, K: Q @ K.transpose(0, 1)), "transposed the wrong dimensions"),
+    Term("batch and heads: (B, h, n, d_k)", "batch and heads (B, h, n, d_k)",
+         _only(lambda Q, K: Q.ndim == 4, lambda Q, K: Q @ K.transpose(1, 2)), "swaps heads and tokens"),
+    Term("n_q ≠ n_k (cross-attention)", "n_q ≠ n_k",
+         _only(lambda Q, K: Q.shape[-2] != K.shape[-2], _keys_as_queries), "n_q and n_k may differ"),
+    Term("a single query, n_q = 1", "a single query",
+         _only(lambda Q, K: Q.shape[-2] == 1, lambda Q, K: (Q @ K.mT).squeeze()), "squeezed away"),
+    Term("float64 inputs", "float64",
+         _only(lambda Q, K: Q.dtype == torch.float64, lambda Q, K: Q @ K.float().mT),
+         "not on float64"),
+]
+
+
+@check(reference=attention_scores, mistakes=MISTAKES, diagnostic=_cube, contract=CONTRACT,
+       clues=[Clue(_dims_hint, _other_dims), FLOAT64],
+       passed="{cases} generated cases: 2-D, batched (B, n, d_k) and with heads (B, h, n, d_k), n_q ≠ n_k, "
+              "a single query, float64.")
 def check_attention_scores() -> Iterator[Case]:
-    """Check `attention_scores(Q, K)`: `(..., n_q, d_k), (..., n_k, d_k) -> (..., n_q, n_k)`, i.e. `Q Kᵀ`."""
-    # Batches first, and n_q != n_k != d_k: then the typical mistakes change shapes or values.
-    for seed, (name, q_shape, k_shape, dtype) in enumerate([
-        ("a batch of 2 sentences, 5 queries, 7 keys, d_k = 4 (Q (2, 5, 4), K (2, 7, 4))",
-         (2, 5, 4), (2, 7, 4), torch.float32),
-        ("a batch with heads, Q (2, 3, 5, 4) and K (2, 3, 6, 4) (B, h, n, d_k)", (2, 3, 5, 4), (2, 3, 6, 4),
-         torch.float32),
-        ("a float64 batch, Q (3, 6, 5), K (3, 2, 5)", (3, 6, 5), (3, 2, 5), torch.float64),
-        ("one sentence without a batch, Q (5, 4), K (7, 4)", (5, 4), (7, 4), torch.float32),
-        ("self-attention, Q and K both (2, 6, 3)", (2, 6, 3), (2, 6, 3), torch.float32),
-        ("a single query, Q (2, 1, 8), K (2, 9, 8)", (2, 1, 8), (2, 9, 8), torch.float32),
-    ]):
-        g = generator(seed)
-        yield Case(name, (randn(g, *q_shape, dtype=dtype), randn(g, *k_shape, dtype=dtype)))
+    """Check `attention_scores(Q, K)`: `(..., n_q, d_k), (..., n_k, d_k) -> (..., n_q, n_k)`, i.e. `Q Kᵀ`.
+
+    Sizes and values come from a seeded generator; in the batched cases B, h, n_q, n_k and d_k all differ,
+    so that the typical mistakes change a shape or a value.
+    """
+    g = generator(0)
+    B, n_q, n_k, d_k = _sizes(g, 4)
+    yield Case(f"a batch (B, n, d_k), n_q ≠ n_k: Q ({B}, {n_q}, {d_k}), K ({B}, {n_k}, {d_k})",
+               (randn(g, B, n_q, d_k), randn(g, B, n_k, d_k)))
+    B, h, n_q, n_k, d_k = _sizes(g, 5)
+    yield Case(f"batch and heads (B, h, n, d_k), n_q ≠ n_k: Q ({B}, {h}, {n_q}, {d_k}), K ({B}, {h}, {n_k}, {d_k})",
+               (randn(g, B, h, n_q, d_k), randn(g, B, h, n_k, d_k)))
+    B, n_q, n_k, d_k = _sizes(g, 4)
+    yield Case(f"a float64 batch: Q ({B}, {n_q}, {d_k}), K ({B}, {n_k}, {d_k})",
+               (randn(g, B, n_q, d_k, dtype=torch.float64), randn(g, B, n_k, d_k, dtype=torch.float64)))
+    n_q, n_k, d_k = _sizes(g, 3)
+    yield Case(f"one sentence without a batch dimension: Q ({n_q}, {d_k}), K ({n_k}, {d_k})",
+               (randn(g, n_q, d_k), randn(g, n_k, d_k)))
+    B, n, d_k = _sizes(g, 3)
+    yield Case(f"self-attention, n_q = n_k: Q and K both ({B}, {n}, {d_k})",
+               (randn(g, B, n, d_k), randn(g, B, n, d_k)))
+    B, n_k, d_k = _sizes(g, 3)
+    yield Case(f"a single query: Q ({B}, 1, {d_k}), K ({B}, {n_k}, {d_k})",
+               (randn(g, B, 1, d_k), randn(g, B, n_k, d_k)))

@@ -217,7 +217,7 @@ class Corpus:
         p = self.probs
         return -np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=1)
 
-    def _state_transitions(self) -> np.ndarray:
+    def transition_matrix(self) -> np.ndarray:
         """`(S, S)`: probability of going from one state to another in one word."""
         matrix = np.zeros((len(self.states),) * 2)
         for s in range(len(self.states)):
@@ -230,7 +230,7 @@ class Corpus:
 
         P is the `(S, S)` state-to-state transition matrix (rows sum to 1); see `stationary_distribution`.
         """
-        return stationary_distribution(self._state_transitions())
+        return stationary_distribution(self.transition_matrix())
 
     def entropy_rate(self) -> float:
         """Exact entropy rate in nats per token: `Σ_s π_s H(P(· | s))`, the loss of a perfect model in the long run."""
@@ -245,7 +245,7 @@ class Corpus:
         """
         if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
             raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
-        transitions, entropies = self._state_transitions(), self._state_entropies()
+        transitions, entropies = self.transition_matrix(), self._state_entropies()
         distribution = np.zeros(len(self.states))
         distribution[self.start] = 1.0
         total = 0.0

@@ -66,11 +66,15 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
     Sort the probabilities in decreasing order and add them up: a token is kept when the mass of
     the tokens *before* it is still below p, which keeps the token that crosses p (dropping it
-    would leave less than p). The most likely token is always kept; p = 1 keeps every token.
+    would leave less than p). The most likely token is always kept. p = 1 keeps every token: the
+    logits come back unchanged (a copy), as Hugging Face's `generate` skips its top-p warper at 1.0,
+    because in float32 the running sum can reach 1.0 before the tokens of tiny probability.
     """
     _require_logits(logits)
     if not 0 < p <= 1:
         raise ValueError(f"p must be in (0, 1], got {p!r}")
+    if p >= 1:
+        return logits.clone()
     probs = torch.softmax(logits, dim=-1)
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs

@@ -171,6 +171,8 @@ def test_top_k_must_not_modify_its_input():
 
 def top_p_with_a_loop(logits, p):
     out = logits.clone()
+    if p >= 1:
+        return out
     rows = out.view(-1, out.shape[-1])
     for row in rows:
         probs = row.softmax(-1)
@@ -183,6 +185,8 @@ def top_p_with_a_loop(logits, p):
 
 
 def top_p_shifted_mask(logits, p):
+    if p == 1:
+        return logits.clone()
     probs, order = logits.softmax(-1).sort(dim=-1, descending=True)
     remove = probs.cumsum(-1) >= p
     remove[..., 1:] = remove[..., :-1].clone()  # shift right: the token that crosses p stays
@@ -198,6 +202,8 @@ def top_p_as_transformers(logits, p):
 
 
 def top_p_in_float64_with_searchsorted(logits, p):
+    if p >= 1.0:
+        return logits + 0.0
     probs, order = logits.double().softmax(-1).sort(dim=-1, descending=True)
     cumulative = probs.cumsum(-1)
     size = torch.searchsorted(cumulative, torch.full((*cumulative.shape[:-1], 1), p, dtype=torch.float64)) + 1
@@ -221,6 +227,16 @@ def test_top_p_losing_the_most_likely_token_is_named():
 
     result = check_top_p_filter(shifted_without_reset)
     assert result.status is Status.FAILED and "most likely token is always kept" in result.hint, result.message
+
+
+def test_top_p_of_1_by_running_sums_is_named():
+    def no_p_1_rule(logits, p):
+        probs, order = logits.softmax(-1).sort(dim=-1, descending=True)
+        keep = probs.cumsum(-1) - probs < p
+        return logits.masked_fill(~keep.scatter(-1, order, keep), float("-inf"))
+
+    result = check_top_p_filter(no_p_1_rule)
+    assert result.status is Status.FAILED and "p = 1 keeps every token" in result.hint, result.message
 
 
 def test_top_p_dropping_the_crossing_token_is_named():

@@ -101,7 +101,7 @@ def test_stationary_distribution_is_stationary(corpus):
     pi = corpus.stationary_distribution()
     assert pi.sum() == pytest.approx(1.0, abs=1e-12)
     assert (pi > 0).all()  # every state is reachable: the chain is irreducible
-    np.testing.assert_allclose(pi @ corpus._state_transitions(), pi, atol=1e-14)
+    np.testing.assert_allclose(pi @ corpus.transition_matrix(), pi, atol=1e-14)
 
 
 def test_loss_floor_equals_the_sampled_negative_log_likelihood(corpus, rows):

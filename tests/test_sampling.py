@@ -79,6 +79,14 @@ def test_top_p_keeps_the_token_that_crosses_p():
     assert top_p_filter(logits, 0.4).isfinite().tolist() == [True, False, False]
 
 
+def test_top_p_of_1_keeps_every_token_even_a_tail_float32_cannot_add():
+    logits = torch.tensor([[30.0, 0.0, 0.0, 0.0, -5.0], [30.0, 30.0, 0.0, 0.0, -5.0]])
+    probs, _ = logits.softmax(-1).sort(dim=-1, descending=True)
+    assert ((probs.cumsum(-1) - probs)[:, -1] >= 1).all()  # the running sum has reached 1.0 before the tail
+    filtered = top_p_filter(logits, 1.0)
+    assert torch.equal(filtered, logits) and filtered is not logits
+
+
 def test_temperature_orders_the_entropy(logits):
     entropies = [entropy(apply_temperature(logits, t)).mean().item() for t in (0.25, 0.5, 1.0, 2.0, 4.0)]
     assert entropies == sorted(entropies)

@@ -262,10 +262,19 @@ def _nucleus_shift_losing_the_top(logits: Tensor, p: float) -> Tensor:
     return logits.masked_fill(remove.scatter(-1, order, remove), NEG_INF)  # ... but the first may go
 
 
+def _nucleus_without_the_p_1_rule(logits: Tensor, p: float) -> Tensor:
+    """The nucleus by running sums at p = 1 too: float32's sum reaches 1.0 early and drops the tiny tail."""
+    return _nucleus(logits, p)
+
+
+P_1_KEEPS_ALL = ("p = 1 keeps every token: return the logits unchanged (a copy) when p >= 1. In float32 the running "
+                 "sum reaches 1.0 before the tokens of tiny probability, and the rule 'mass before it < p' drops them.")
+
 TOP_TOKEN = ("the most likely token is always kept, even when its probability alone is above p: the nucleus is "
              "then that token alone, never empty.")
 
 TOP_P_MISTAKES = [
+    Mistake(P_1_KEEPS_ALL, _nucleus_without_the_p_1_rule),
     Mistake("you dropped the token that crosses p: the nucleus is the smallest set with mass >= p, so it must "
             "include the token whose running sum first reaches p. Keep a token when the mass of the tokens BEFORE "
             "it is below p, not when its own running sum is.",
@@ -289,6 +298,8 @@ TOP_P_CONTRACT = [
          lambda logits, p: _nucleus(logits, p, dim=1), "last dimension"),
     Term("p below the most likely token's probability: the nucleus is that token alone",
          "below a row's top probability", _nucleus_shift_losing_the_top, "most likely token is always kept"),
+    Term("p = 1 with tail probabilities too small for float32's running sum: every token kept",
+         "tail probabilities", _nucleus_without_the_p_1_rule, "p = 1 keeps every token"),
 ]
 
 #: How far each running sum of a case stays from p, so that every correct rounding keeps the same tokens.
@@ -314,11 +325,19 @@ def _top_p_cases(seed: int) -> Iterator[Case]:
         for p in ps:
             below = ", below a row's top probability" if p < float(logits.softmax(-1).amax()) else ""
             yield Case(f"{what} {vocab} logits with p = {p}{below}", (logits, p), tolerance=FILTERED)
+    # Rows whose running sum reaches 1.0 in float32 before the tail: only the p = 1 rule keeps those tokens.
+    order = torch.randperm(5, generator=g)
+    tails = torch.tensor([[30.0, 0.0, 0.0, 0.0, -5.0], [30.0, 30.0, 0.0, 0.0, -5.0]])[:, order]
+    yield Case("2 rows of 5 float32 logits with p = 1 and tail probabilities below 1e-13", (tails, 1.0),
+               hint=P_1_KEEPS_ALL, tolerance=FILTERED)
 
 
 @check(reference=top_p_filter, mistakes=TOP_P_MISTAKES, what="the filtered logits", contract=TOP_P_CONTRACT,
-       passed="{cases} generated cases: p from 0.05 (only the most likely token) to 1 (every token), batched rows "
-              "and float64.")
+       passed="{cases} generated cases: p from 0.05 (only the most likely token) to 1 (every token, tiny tails "
+              "included), batched rows and float64.")
 def check_top_p_filter() -> Iterator[Case]:
-    """Check `top_p_filter(logits (..., n_vocab), p) -> (..., n_vocab)`: the smallest most likely set with mass >= p."""
+    """Check `top_p_filter(logits (..., n_vocab), p) -> (..., n_vocab)`: the smallest most likely set with mass >= p.
+
+    p = 1 keeps every token (the logits unchanged), tokens of tiny probability included.
+    """
     yield from _top_p_cases(1120)

@@ -23,10 +23,11 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-NUMBER = re.compile(r"(?<![\w.^_\\])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w])")
+# ASCII word characters only: a Korean particle right after a number ("808은") does not make it part of a word.
+NUMBER = re.compile(r"(?<![A-Za-z0-9_.^\\])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![A-Za-z0-9_])")
 NOTEBOOK_REFERENCE = re.compile(r"(?i)(notebooks?|노트북|chapter)\s+\d\d(?:\s*(?:[-–,/]|and|or|와|과|및)\s*\d\d)*")
 ZERO_PADDED = re.compile(r"(?<![\w.])0\d(?![\w.])")
-YEAR_CITATION = re.compile(r"[A-Z][\w'-]+(?: et al\.| and [A-Z][\w'-]+| & [A-Z][\w'-]+)?,? \(?(?:19|20)\d\d[a-z]?\b")
+YEAR_CITATION = re.compile(r"[A-Z][\w'-]+(?: et al\.| and [A-Z][\w'-]+| & [A-Z][\w'-]+)?,? \(?(?:19|20)\d\d[a-z]?(?![0-9])")
 SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bcf)[.!?]\s+|\n\s*\n|\n[-*] ")
 DETAILS_TAGS = re.compile(r"</?(details|summary)>")
 
@@ -107,6 +108,10 @@ def test_the_rule_fails_on_a_stale_number():
     cells = [{"cell_type": "markdown", "source": ["The model reaches 97.5 % after 300 steps."]},
              {"cell_type": "code", "source": ["steps = 300"], "outputs": [{"text": "accuracy 98.1 %\n"}]}]
     assert [n for _, n, _ in prose_numbers(cells) if n not in source_numbers(cells)] == ["97.5"]
+
+
+def test_a_korean_particle_after_a_number_leaves_it_whole():
+    assert numbers_in("파라미터 수 124,439,808은 meta 디바이스에서 센 값입니다") == {"124439808"}
 
 
 def test_citations_notebook_names_and_single_digits_are_not_quantities():

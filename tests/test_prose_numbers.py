@@ -27,7 +27,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 NUMBER = re.compile(r"(?<![A-Za-z0-9_.^\\])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![A-Za-z0-9_])")
 NOTEBOOK_REFERENCE = re.compile(r"(?i)(notebooks?|노트북|chapter)\s+\d\d(?:\s*(?:[-–,/]|and|or|와|과|및)\s*\d\d)*")
 ZERO_PADDED = re.compile(r"(?<![\w.])0\d(?![\w.])")
-YEAR_CITATION = re.compile(r"[A-Z][\w'-]+(?: et al\.| and [A-Z][\w'-]+| & [A-Z][\w'-]+)?,? \(?(?:19|20)\d\d[a-z]?(?![0-9])")
+AUTHOR = r"[A-Z][\w'-]+"
+YEAR_CITATION = re.compile(rf"{AUTHOR}(?: et al\.| and {AUTHOR}| & {AUTHOR})?,? \(?(?:19|20)\d\d[a-z]?(?![0-9])")
 SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bcf)[.!?]\s+|\n\s*\n|\n[-*] ")
 DETAILS_TAGS = re.compile(r"</?(details|summary)>")
 

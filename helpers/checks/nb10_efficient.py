@@ -21,7 +21,8 @@ NEG_INF = float("-inf")
 #: The telling pieces of the solutions' code: no Hint 1 or 2 and no ❌ hint may contain one.
 SOLUTION_FRAGMENTS: dict[str, list[str]] = {
     "cached_attention_step": ["torch.cat([k_cache, k_new]", "torch.cat([v_cache, v_new]",
-                              "k_cache.transpose(-2, -1)", "weights @ v_cache", "math.sqrt(q.shape[-1])"],
+                              "k_cache.transpose(-2, -1)", "weights @ v_cache", "math.sqrt(q.shape[-1])",
+                              ".transpose(-2, -1)", "], dim=-2)"],
     "online_softmax_update": ["torch.maximum(m, scores", "m_new.masked_fill(m_new ==",
                               "torch.exp(scores - reference)", "torch.exp(m - reference)", "z * rescale",
                               "acc * rescale", "p.sum(dim=-1, keepdim=True)"],

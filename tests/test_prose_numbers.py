@@ -29,7 +29,8 @@ NOTEBOOK_REFERENCE = re.compile(r"(?i)(notebooks?|노트북|chapter)\s+\d\d(?:\s
 ZERO_PADDED = re.compile(r"(?<![\w.])0\d(?![\w.])")
 AUTHOR = r"[A-Z][\w'-]+"
 YEAR_CITATION = re.compile(rf"{AUTHOR}(?: et al\.| and {AUTHOR}| & {AUTHOR})?,? \(?(?:19|20)\d\d[a-z]?(?![0-9])")
-SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bcf)[.!?]\s+|\n\s*\n|\n[-*] ")
+# Sentences end at . ! ? (not after et al., e.g., i.e., vs, cf), at a blank line, a list item or a table row.
+SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bcf)[.!?]\s+|\n\s*\n|\n[-*] |\n(?=\|)")
 DETAILS_TAGS = re.compile(r"</?(details|summary)>")
 
 

@@ -394,7 +394,9 @@ def transformer_cases(seed: int) -> Iterator[Case]:
     yield Case(f"2 layers, d_model 16, share_embeddings=False, pad_id=0, {rows}; initial embeddings",
                run=_transformer_run(seed, share=False, dropout=0.0, pad_id=PAD_ID))
     yield Case(f"the same with share_embeddings=True and pad_id=4 (token 0 is a real token), {rows}",
-               run=_transformer_run(seed + 1, share=True, dropout=0.0, pad_id=4))
+               run=_transformer_run(seed + 1, share=True, dropout=0.0, pad_id=4),
+               hint="the padding is the token given as the pad_id argument (self.pad_id), here 4, not a fixed 0: "
+                    "here 0 is a real token.")
     yield Case("dropout 0.2, share_embeddings=True, pad_id=0: eval() output, and train() must differ from it",
                run=_transformer_run(seed + 2, share=True, dropout=0.2, pad_id=PAD_ID),
                hint="pass dropout on to the positional encoding and to every layer.")

@@ -100,6 +100,11 @@ def random_dates(count: int, seed: int, start: int = 1950, end: int = 2049) -> l
     return [datetime.date.fromordinal(o) for o in rng.sample(range(first, last + 1), count)]
 
 
+def date_formats(date: datetime.date) -> list[str]:
+    """Every way `date_pairs` may write `date`, as a person would (each pair draws one of them)."""
+    return _formats(date)
+
+
 def date_pairs(count: int, seed: int, exclude: Sequence[datetime.date] = ()) -> list[tuple[str, str]]:
     """`count` (human-written date, ISO date) pairs, each date in a randomly chosen format.
 

@@ -50,6 +50,9 @@ def warmup_linear_decay(warmup_steps: int, total_steps: int) -> Callable[[int], 
 def label_smoothed_loss(logits: Tensor, targets: Tensor, smoothing: float = 0.1, pad_id: int = PAD) -> Tensor:
     """The mean label-smoothed cross-entropy over the real (non-padding) target tokens.
 
+    One mean over every real token of the batch (not a mean per row); padding is the token
+    `pad_id`, any id, and may sit anywhere in a row, at its start too.
+
     `logits (B, n_t, n_vocab)`, `targets (B, n_t)` -> a scalar. The target distribution gives
     `1 - smoothing` to the right token and spreads `smoothing` evenly over all `n_vocab` tokens
     (the right one included), exactly as `F.cross_entropy(..., label_smoothing=smoothing)`.

@@ -256,8 +256,11 @@ class Transformer(nn.Module):
     `tgt` (teacher forcing: the target shifted right, starting with BOS) and predicts, at each
     position, the next token. `share_embeddings=True` ties the source embedding, the target
     embedding and the output projection to one matrix, as the paper does (this needs one
-    shared vocabulary). `causal=False` drops the decoder's causal mask: a deliberate bug that
-    notebook 09 studies.
+    shared vocabulary); the output layer keeps its own bias, tied or not. Padding is the token
+    `pad_id` (any id), anywhere in a source row, at its start too; a target row starts with BOS
+    and its padding follows its real tokens. The embedding table starts at N(0, 1/d_model), not
+    `nn.Embedding`'s N(0, 1), so that × √d_model brings it to the positional code's size.
+    `causal=False` drops the decoder's causal mask: a deliberate bug that notebook 09 studies.
     """
 
     def __init__(

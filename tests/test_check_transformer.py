@@ -23,12 +23,15 @@ class LearnersTransformer(nn.Module):
     """Written as a learner would: plain containers, masks from helpers.attention, einsum-free loops."""
 
     def __init__(self, src_vocab_size, tgt_vocab_size, d_model, num_heads, num_layers, d_ff, dropout,
-                 share_embeddings=False):
+                 share_embeddings=False, pad_id=PAD):
         super().__init__()
-        self.d_model = d_model
+        self.d_model, self.pad_id = d_model, pad_id
         self.encoder, self.decoder = nn.Module(), nn.Module()
         self.src_embedding = nn.Embedding(src_vocab_size, d_model)
         self.tgt_embedding = self.src_embedding if share_embeddings else nn.Embedding(tgt_vocab_size, d_model)
+        for table in {id(t): t for t in (self.src_embedding, self.tgt_embedding)}.values():
+            with torch.no_grad():
+                table.weight.normal_().div_(math.sqrt(d_model))
         self.positional = PositionalEncoding(d_model, dropout=dropout)
         self.encoder.layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers))
         self.decoder.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff, dropout) for _ in range(num_layers))
@@ -37,7 +40,7 @@ class LearnersTransformer(nn.Module):
             self.output.weight = self.src_embedding.weight
 
     def forward(self, src, tgt):
-        src_mask = padding_mask(src, PAD)
+        src_mask = padding_mask(src, self.pad_id)
         tgt_mask = causal_mask(tgt.shape[1])  # without target padding: only pad positions change, never compared
         x = self.positional(self.src_embedding(src) * math.sqrt(self.d_model))
         for layer in self.encoder.layers:
@@ -49,7 +52,26 @@ class LearnersTransformer(nn.Module):
 
 
 
-@pytest.mark.parametrize("candidate", [Transformer, LearnersTransformer])
+class EinsumHeadTransformer(LearnersTransformer):
+    """The output layer applied by hand (einsum with its weight and bias), in float64, xavier elsewhere."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, p in self.named_parameters():
+            if p.dim() > 1 and "embedding" not in name:
+                nn.init.xavier_uniform_(p)
+
+    def forward(self, src, tgt):
+        keep = self.output
+        try:
+            self.output = nn.Identity()
+            y = super().forward(src, tgt)
+        finally:
+            self.output = keep
+        return torch.einsum("btd,vd->btv", y.double(), keep.weight.double()) + keep.bias.double()
+
+
+@pytest.mark.parametrize("candidate", [Transformer, LearnersTransformer, EinsumHeadTransformer])
 def test_transformer_correct_variants_pass(candidate):
     result = check_Transformer(candidate)
     assert result.passed, result.message
@@ -154,3 +176,92 @@ def test_function_stubs_are_not_attempted():
 
     for check in (check_label_smoothed_loss, check_warmup_rate, check_train_step):
         assert check(stub).status is Status.NOT_ATTEMPTED
+
+
+# ---- the contract's entries and a stub the class depends on ---------------------------------------------
+
+
+def test_a_bias_free_tied_head_is_named():
+    class NoBias(LearnersTransformer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            weight = self.output.weight
+            self.output = nn.Linear(self.d_model, weight.shape[0], bias=False)
+            self.output.weight = weight
+
+    result = check_Transformer(NoBias)
+    assert result.status is Status.FAILED and "has a bias" in result.hint, result.message
+
+
+def test_nn_embedding_initialisation_is_named():
+    class UnitInit(LearnersTransformer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            for table in {id(t): t for t in (self.src_embedding, self.tgt_embedding)}.values():
+                nn.init.normal_(table.weight)
+
+    result = check_Transformer(UnitInit)
+    assert result.status is Status.FAILED and "1/√d_model" in result.hint, result.message
+
+
+def test_a_fixed_pad_id_fails_on_the_generated_pad_id():
+    class FixedPad(LearnersTransformer):
+        def forward(self, src, tgt):
+            self.pad_id = PAD
+            return super().forward(src, tgt)
+
+    result = check_Transformer(FixedPad)
+    assert result.status is Status.FAILED and "pad_id=4" in result.summary and "pad_id argument" in result.hint
+
+
+def test_a_stub_the_class_calls_is_named():
+    class PositionalEncoding(nn.Module):  # the learner's notebook-06 exercise, still the stub
+        def __init__(self, d_model, max_len=5000, dropout=0.1):
+            super().__init__()
+            raise NotImplementedError()
+
+    class UsesStub(LearnersTransformer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.positional = PositionalEncoding(self.d_model)
+
+    result = check_Transformer(UsesStub)
+    assert result.status is Status.FAILED and "`PositionalEncoding`, which is still the stub" in result.summary, \
+        result.message
+
+
+def test_train_step_names_a_stub_loss():
+    def label_smoothed_loss(logits, targets, smoothing, pad_id):
+        raise NotImplementedError()
+
+    def step(model, optimizer, scheduler, src, tgt_in, tgt_out):
+        optimizer.zero_grad()
+        loss = label_smoothed_loss(model(src, tgt_in), tgt_out, 0.1, PAD)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    result = check_train_step(step)
+    assert result.status is Status.FAILED and "`label_smoothed_loss`" in result.summary, result.message
+
+
+def test_cases_are_generated_from_a_seed():
+    from helpers.checks.nb09_transformer import loss_cases, rate_cases
+
+    first, again, other = (list(loss_cases(s)) for s in (7, 7, 8))
+    assert [c.name for c in first] == [c.name for c in again]
+    assert all(torch.equal(a.args[0], b.args[0]) for a, b in zip(first, again))
+    assert any(not torch.equal(a.args[0], b.args[0]) for a, b in zip(first, other))
+    assert [c.name for c in rate_cases(1)][2:] != [c.name for c in rate_cases(2)][2:]
+
+
+def per_row_mean_is_not_the_loss(logits, targets, smoothing, pad_id):
+    per_token = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=pad_id, label_smoothing=smoothing,
+                                reduction="none")
+    real = targets != pad_id
+    return ((per_token * real).sum(1) / real.sum(1)).mean()
+
+
+def test_loss_averaged_per_row_is_named():
+    result = check_label_smoothed_loss(per_row_mean_is_not_the_loss)
+    assert result.status is Status.FAILED and "every real target token" in result.hint, result.message

@@ -1,4 +1,4 @@
-"""helpers.latent: multi-head latent attention equals Hugging Face's DeepseekV3Attention; its cache; the absorbed form."""
+"""helpers.latent: multi-head latent attention equals Hugging Face's DeepseekV3Attention, cached or not."""
 
 from __future__ import annotations
 

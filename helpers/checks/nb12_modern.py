@@ -383,8 +383,8 @@ def _with_a_batch(case: Case, got: object) -> Iterable[Case]:
 TRANSPOSED = ("you multiplied by W_UK transposed. k_C = c_KV W_UKᵀ, so q_C · k_C = q_C (c_KV W_UKᵀ)ᵀ: "
               "write out that transpose of a product, and the factor next to q_C is W_UK itself, "
               "(d_nope, d_c), which takes the query from d_nope numbers to d_c.")
-ONE_HEAD = ("every head used the first head's W_UK: head i's query goes with head i's up-projection, "
-            "w_uk[i]; the heads of q_nope (dimension -3) and of w_uk (dimension 0) go together.")
+ONE_HEAD = ("every head used the first head's W_UK: head i's query goes with head i's own up-projection; "
+            "the heads of q_nope (dimension -3) and of w_uk (dimension 0) go together.")
 ABSORB_LEADING = ("q_nope may come without a batch dimension, (h, n, d_nope), or with one, (B, h, n, d_nope): "
                   "write the product so that any leading dimensions broadcast.")
 ABSORB_SHAPE = ("the output is (..., h, n, d_c): q_nope's shape with d_nope replaced by d_c. Every other dimension "

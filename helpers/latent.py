@@ -65,7 +65,8 @@ class LatentConfig:
                    qk_nope_head_dim=config.qk_nope_head_dim,  # type: ignore[attr-defined]
                    qk_rope_head_dim=config.qk_rope_head_dim,  # type: ignore[attr-defined]
                    v_head_dim=config.v_head_dim, rope_base=float(rope.get("rope_theta", 10000.0)),  # type: ignore[attr-defined]
-                   rope_interleave=bool(config.rope_interleave), eps=1e-6)  # type: ignore[attr-defined]
+                   rope_interleave=bool(config.rope_interleave),  # type: ignore[attr-defined]
+                   eps=1e-6)  # the layer builds its two RMSNorms with their default eps, not rms_norm_eps
 
 
 @dataclass

@@ -20,7 +20,7 @@ check); each notebook's checks sit in a module of their own:
     10  nb10_efficient     check_cached_attention_step, check_online_softmax_update,
                            check_chunked_attention
     11  nb11_gpt           check_causal_lm_loss, check_top_k_filter, check_top_p_filter
-    12  nb12_modern        check_apply_rope, check_rms_norm, check_repeat_kv
+    12  nb12_modern        check_apply_rope, check_rms_norm, check_repeat_kv, check_absorb_query
 """
 
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
@@ -56,7 +56,7 @@ from helpers.checks.nb10_efficient import (
     check_online_softmax_update,
 )
 from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
-from helpers.checks.nb12_modern import check_apply_rope, check_repeat_kv, check_rms_norm
+from helpers.checks.nb12_modern import check_absorb_query, check_apply_rope, check_repeat_kv, check_rms_norm
 
 __all__ = [
     "MIME_TYPE",
@@ -95,4 +95,5 @@ __all__ = [
     "check_apply_rope",  # 12
     "check_rms_norm",  # 12
     "check_repeat_kv",  # 12
+    "check_absorb_query",  # 12
 ]

@@ -1,4 +1,4 @@
-"""Checks of notebook 12: rotary position embedding, RMSNorm, and grouped-query attention's repeat_kv.
+"""Checks of notebook 12: RoPE, RMSNorm, grouped-query attention's repeat_kv, latent attention's absorbed query.
 
 The references are computed in float64 (a float32 answer is compared within tolerance); each
 mistake is the exercise's function with one switch thrown, run on the failing case. Every check
@@ -25,6 +25,7 @@ SOLUTION_FRAGMENTS: dict[str, list[str]] = {
                    "d // 2", "head_dim // 2", "[..., :", "positions[:, None]"],
     "rms_norm": ["pow(2).mean(", "mean(dim=-1, keepdim=True)", "rsqrt(", "sqrt(x.pow(2)", "keepdim=True) + eps",
                  "* weight"],
+    "absorb_query": ["q_nope @ w_uk", "@ w_uk", "w_uk[i]", "einsum(", "bhnd,hdc", "...hnd,hdc", "hdc->"],
     "repeat_kv": ["repeat_interleave(x, n_rep, dim=1)", "repeat_interleave(n_rep, dim=1)", "[:, :, None]",
                   "expand(b, h_kv, n_rep", "reshape(b, h_kv * n_rep", "unsqueeze(2)",
                   "repeat_interleave(", ".expand(", ".reshape("],
@@ -347,3 +348,81 @@ def check_repeat_kv() -> Iterator[Case]:
     x = randn(g, 2, n, 4, 2 * n).transpose(1, 2)  # (B, h_kv, n, d) as a view of (B, n, h_kv, d)
     yield Case(f"a non-contiguous x (keys after splitting heads), h_kv=4, n_rep=2, shape {tuple(x.shape)}", (x, 2),
                tolerance=EXACT)
+
+
+# ---- absorb_query(q_nope, w_uk) --------------------------------------------------------------------------
+
+
+def _absorb(q_nope: Tensor, w_uk: Tensor) -> Tensor:
+    """The reference: head i's query times head i's W_UK, batched over any leading dimensions."""
+    return q_nope @ w_uk
+
+
+def _absorb_transposed_if_square(q_nope: Tensor, w_uk: Tensor) -> Tensor:
+    """Wrong only where d_c = d_nope: multiplies by W_UKᵀ, which only a square W_UK lets through."""
+    return q_nope @ w_uk.mT if w_uk.shape[-1] == w_uk.shape[-2] else q_nope @ w_uk
+
+
+def _absorb_with_a_batch(q_nope: Tensor, w_uk: Tensor) -> Tensor:
+    """Wrong only on a q_nope without a batch dimension: the einsum names four dimensions."""
+    return torch.einsum("bhnd,hdc->bhnc", q_nope, w_uk)
+
+
+def _absorb_squeezed(q_nope: Tensor, w_uk: Tensor) -> Tensor:
+    """Wrong only where n = 1: squeeze(-2) drops the token dimension of a single new token."""
+    return (q_nope @ w_uk).squeeze(-2)
+
+
+def _with_a_batch(case: Case, got: object) -> Iterable[Case]:
+    """The same q_nope with a batch dimension of 1: right there means the product names four dimensions."""
+    q_nope, w_uk = case.args
+    if isinstance(q_nope, Tensor) and q_nope.ndim == 3:
+        yield Case("the same q_nope with a batch dimension", (q_nope[None], w_uk), expected=_absorb(q_nope[None], w_uk))
+
+
+TRANSPOSED = ("you multiplied by W_UK transposed. k_C = c_KV W_UKᵀ, so q_C · k_C = q_C (c_KV W_UKᵀ)ᵀ: "
+              "write out that transpose of a product, and the factor next to q_C is W_UK itself, "
+              "(d_nope, d_c), which takes the query from d_nope numbers to d_c.")
+ONE_HEAD = ("every head used the first head's W_UK: head i's query goes with head i's own up-projection; "
+            "the heads of q_nope (dimension -3) and of w_uk (dimension 0) go together.")
+ABSORB_LEADING = ("q_nope may come without a batch dimension, (h, n, d_nope), or with one, (B, h, n, d_nope): "
+                  "write the product so that any leading dimensions broadcast.")
+ABSORB_SHAPE = ("the output is (..., h, n, d_c): q_nope's shape with d_nope replaced by d_c. Every other dimension "
+                "stays, even n = 1 (one new token while decoding).")
+
+ABSORB_MISTAKES = [
+    Mistake(TRANSPOSED, lambda q_nope, w_uk: q_nope @ w_uk.mT),
+    Mistake(TRANSPOSED, lambda q_nope, w_uk: q_nope @ w_uk.mT, crashes=True),
+    Mistake(ONE_HEAD, lambda q_nope, w_uk: q_nope @ w_uk[0]),
+]
+
+ABSORB_CONTRACT = [
+    Term("h ≥ 2 heads, each with its own W_UK", "heads", lambda q_nope, w_uk: q_nope @ w_uk[0], "first head"),
+    Term("d_c = d_nope: a square W_UK (a transpose would go through)", "square", _absorb_transposed_if_square,
+         "transposed"),
+    Term("q_nope (h, n, d_nope): no batch dimension", "no batch dimension", _absorb_with_a_batch,
+         "leading dimensions"),
+    Term("n = 1: one new token while decoding", "one new token", _absorb_squeezed, "n = 1"),
+]
+
+
+@check(reference=_absorb, mistakes=ABSORB_MISTAKES, contract=ABSORB_CONTRACT,
+       clues=[Clue(ABSORB_LEADING, _with_a_batch)], hints={Kind.WRONG_SHAPE: ABSORB_SHAPE},
+       passed="{cases} cases: 2 to 5 heads, with and without a batch, one new token, a latent wider than a "
+              "head and a square W_UK, float64 and float32.")
+def check_absorb_query() -> Iterator[Case]:
+    """Check `absorb_query(q_nope, w_uk)`: `(..., h, n, d_nope), (h, d_nope, d_c) -> (..., h, n, d_c)`."""
+    g = generator(23)
+
+    def case(what: str, batch: tuple[int, ...], h: int, n: int, d_nope: int, d_c: int,
+             dtype: torch.dtype = F64) -> Case:
+        q, w = randn(g, *batch, h, n, d_nope, dtype=dtype), randn(g, h, d_nope, d_c, dtype=dtype)
+        return Case(f"{what}, {h} heads, q_nope {tuple(q.shape)}, w_uk {tuple(w.shape)}", (q, w))
+
+    d = 2 * _randint(g, 2, 4)
+    yield case("a batch of 2, a latent wider than a head", (2,), _randint(g, 2, 5), _randint(g, 3, 6), d, 3 * d)
+    d = 2 * _randint(g, 2, 4)
+    yield case("a square W_UK (d_c = d_nope)", (2,), 3, _randint(g, 3, 6), d, d)
+    yield case("no batch dimension", (), _randint(g, 2, 5), _randint(g, 3, 6), 6, 10)
+    yield case("one new token (n = 1), a batch of 3", (3,), 4, 1, 8, 12)
+    yield case("float32", (2,), 2, _randint(g, 3, 6), 4, 8, dtype=torch.float32)

@@ -653,7 +653,8 @@ def _step_run(seed: int, with_scheduler: bool, adam: bool = False) -> Callable[[
 
 @check(reference=train_step, mistakes=STEP_MISTAKES, contract=STEP_CONTRACT,
        returns=("losses", "parameters", "learning rate"), compare_first=("learning rate",),
-       passed="{cases} runs of three steps on a small Transformer: the same losses, weights and learning rate.")
+       passed="{cases} runs of three steps on a small Transformer: the same losses and learning rate in each, "
+              "the same weights after the two SGD runs.")
 def check_train_step() -> Iterator[Case]:
     """Check `train_step(model, optimizer, scheduler, src, tgt_in, tgt_out) -> float`: one step of training."""
     yield Case("three steps of SGD with the warm-up scheduler, padded targets", run=_step_run(140, True))

@@ -1,17 +1,21 @@
 """Multi-head latent attention (notebook 12): DeepSeek-V2's and V3's attention, and its small KV cache.
 
-Every head's keys and values are rebuilt from one small *latent* vector per token (DeepSeek-AI, 2024):
+Every head's keys and values are rebuilt from one small *latent* vector per token (DeepSeek-V2,
+DeepSeek-AI, 2024a; kept by DeepSeek-V3, DeepSeek-AI, 2024b):
 
 - the input x `(B, n, d_model)` goes **down** to the latent c_KV `(B, n, d_c)` (then an RMSNorm), and
-  each head's key part k_C and value v come back **up** from it: `c_KV W_UK_hᵀ`, `c_KV W_UV_hᵀ`;
+  each head's key part k_C and value v come back **up** from it: `c_KV W_UK_h`, `c_KV W_UV_h`, with
+  W_UK_h `(d_c, d_nope)` and W_UV_h `(d_c, d_v)` in notebook 12's notation (`kv_b_proj` stores their
+  transposes, as `nn.Linear` does);
 - queries take a low-rank path of their own: down to c_Q `(B, n, d_c')`, RMSNorm, up to every head;
-- RoPE cannot act on the latent (a rotation between c_KV and W_UK would depend on the key's position
-  and could no longer be folded into the query), so each head's query gets a *separate* rotary part
-  q_R `(d_R)` and all heads share one rotary key k_R `(B, n, d_R)`, made from x and rotated;
+- RoPE cannot act on the latent (a rotation after W_UK would sit between W_UK and the query and depend
+  on the key's position, so W_UK could no longer be folded into the query), so each head's query gets
+  a *separate* rotary part q_R `(d_R)` and all heads share one rotary key k_R `(B, n, d_R)`, made from x
+  and rotated;
 - the score of head h is `[q_C, q_R] · [k_C, k_R] / √(d_nope + d_R)`, the value part is v.
 
 The cache keeps c_KV and k_R: `d_c + d_R` numbers per token and layer, whatever the number of heads.
-At inference the key up-projection can be folded into the query (`q_C W_UK_h` is a query *in the
+At inference the key up-projection can be folded into the query (`q_C W_UK_hᵀ` is a query *in the
 latent space*) and the value up-projection into the output layer: the **absorbed form**, which never
 builds per-head keys or values (`MultiHeadLatentAttention.forward(..., absorbed=True)`).
 
@@ -103,11 +107,12 @@ class LatentCache:
 
 
 def absorb_query(q_nope: Tensor, w_uk: Tensor) -> Tensor:
-    """The absorbed query: each head's q_C times its own W_UK, a query in the latent space.
+    """The absorbed query: each head's q_C times its own W_UKᵀ, a query in the latent space.
 
     Args:
         q_nope: `(..., h, n, d_nope)`, the non-rotary query part of every head (leading dims optional).
-        w_uk: `(h, d_nope, d_c)`, head h's key up-projection (k_C = c_KV @ w_uk[h]ᵀ).
+        w_uk: `(h, d_nope, d_c)`: w_uk[h] = W_UK_hᵀ, head h's key up-projection as `nn.Linear` stores it
+            (k_C = c_KV W_UK_h = c_KV @ w_uk[h]ᵀ).
 
     Returns:
         `(..., h, n, d_c)`: `q_nope[..., i, :, :] @ w_uk[i]`, so that `absorbed @ c_KVᵀ = q_C @ k_Cᵀ`.
@@ -162,7 +167,10 @@ class MultiHeadLatentAttention(nn.Module):
         return apply_rope(x, positions, self.config.rope_base)
 
     def w_uk_uv(self) -> tuple[Tensor, Tensor]:
-        """Every head's up-projections from the latent: W_UK `(h, d_nope, d_c)`, W_UV `(h, d_v, d_c)`."""
+        """Every head's up-projections from the latent, as `nn.Linear` stores them (transposed).
+
+        W_UKᵀ `(h, d_nope, d_c)` and W_UVᵀ `(h, d_v, d_c)`.
+        """
         c = self.config
         w = self.kv_b_proj.weight.view(c.num_heads, c.qk_nope_head_dim + c.v_head_dim, c.kv_lora_rank)
         return w[:, : c.qk_nope_head_dim], w[:, c.qk_nope_head_dim:]

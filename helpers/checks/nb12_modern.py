@@ -354,12 +354,12 @@ def check_repeat_kv() -> Iterator[Case]:
 
 
 def _absorb(q_nope: Tensor, w_uk: Tensor) -> Tensor:
-    """The reference: head i's query times head i's W_UK, batched over any leading dimensions."""
+    """The reference: head i's query times w_uk[i] = W_UK_iᵀ, batched over any leading dimensions."""
     return q_nope @ w_uk
 
 
 def _absorb_transposed_if_square(q_nope: Tensor, w_uk: Tensor) -> Tensor:
-    """Wrong only where d_c = d_nope: multiplies by W_UKᵀ, which only a square W_UK lets through."""
+    """Wrong only where d_c = d_nope: multiplies by w_uk[i]ᵀ = W_UK_i itself, which only a square one lets through."""
     return q_nope @ w_uk.mT if w_uk.shape[-1] == w_uk.shape[-2] else q_nope @ w_uk
 
 
@@ -380,9 +380,10 @@ def _with_a_batch(case: Case, got: object) -> Iterable[Case]:
         yield Case("the same q_nope with a batch dimension", (q_nope[None], w_uk), expected=_absorb(q_nope[None], w_uk))
 
 
-TRANSPOSED = ("you multiplied by W_UK transposed. k_C = c_KV W_UKᵀ, so q_C · k_C = q_C (c_KV W_UKᵀ)ᵀ: "
-              "write out that transpose of a product, and the factor next to q_C is W_UK itself, "
-              "(d_nope, d_c), which takes the query from d_nope numbers to d_c.")
+TRANSPOSED = ("you multiplied by W_UK_i itself, (d_c, d_nope). k_C = c_KV W_UK_i, so q_C · k_C = q_C (c_KV W_UK_i)ᵀ: "
+              "write out that transpose of a product, and the query needs W_UK_i transposed, (d_nope, d_c), "
+              "which takes it from d_nope numbers to d_c. That is each head's matrix of w_uk as stored, "
+              "the layout nn.Linear keeps.")
 ONE_HEAD = ("every head used the first head's W_UK: head i's query goes with head i's own up-projection; "
             "the heads of q_nope (dimension -3) and of w_uk (dimension 0) go together.")
 ABSORB_LEADING = ("q_nope may come without a batch dimension, (h, n, d_nope), or with one, (B, h, n, d_nope): "

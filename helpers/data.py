@@ -144,6 +144,13 @@ class Batch:
     def __getitem__(self, index: slice | Tensor) -> Batch:
         return Batch(self.src[index], self.tgt_in[index], self.tgt_out[index])
 
+    def trimmed(self, pad_id: int = PAD) -> Batch:
+        """The same rows without the columns that are padding in every row (masked anyway, so the
+        model's outputs at the real positions are unchanged, computed over fewer positions)."""
+        n_s = int((self.src != pad_id).any(dim=0).nonzero().max()) + 1
+        n_t = int((self.tgt_out != pad_id).any(dim=0).nonzero().max()) + 1
+        return Batch(self.src[:, :n_s], self.tgt_in[:, :n_t], self.tgt_out[:, :n_t])
+
 
 def _pad(rows: list[list[int]], max_len: int | None, what: str) -> Tensor:
     longest = max(len(r) for r in rows)
@@ -165,7 +172,22 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], vocab: CharVocab = VOCAB, max
     )
 
 
-def batches(data: Batch, batch_size: int, generator: torch.Generator) -> list[Batch]:
-    """One epoch of shuffled mini-batches."""
+def batches(data: Batch, batch_size: int, generator: torch.Generator, bucket: bool = False,
+            pool: int = 50) -> list[Batch]:
+    """One epoch of shuffled mini-batches.
+
+    With `bucket`, the shuffled rows are cut into pools of `pool` batches, each pool is sorted by
+    source length before it is cut into batches, and the batches are shuffled: rows of similar
+    length share a batch, and each batch is trimmed to its own longest row, so fewer padding
+    positions are computed.
+    """
     order = torch.randperm(len(data), generator=generator)
-    return [data[order[i : i + batch_size]] for i in range(0, len(data), batch_size)]
+    if not bucket:
+        return [data[order[i : i + batch_size]] for i in range(0, len(data), batch_size)]
+    lengths = (data.src != PAD).sum(dim=1)
+    out: list[Batch] = []
+    for start in range(0, len(data), batch_size * pool):
+        chunk = order[start : start + batch_size * pool]
+        chunk = chunk[torch.sort(lengths[chunk], stable=True).indices]
+        out.extend(data[chunk[i : i + batch_size]].trimmed() for i in range(0, len(chunk), batch_size))
+    return [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]

@@ -101,13 +101,15 @@ def train(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    bucket: bool = False,
 ) -> list[float]:
     """Train `model` with teacher forcing for `steps` mini-batches; return the loss of every step.
 
     `model(src, tgt_in)` must return logits `(B, n_t, vocab)`; the loss compares them with
     `tgt_out` (the target shifted left), ignoring padding. The learning rate is
     `lr · schedule(step)`; by default a 10% warm-up, then linear decay to zero. For the
-    paper's schedule pass `lr=1.0, schedule=warmup_schedule(d_model, warmup_steps)`.
+    paper's schedule pass `lr=1.0, schedule=warmup_schedule(d_model, warmup_steps)`. With
+    `bucket`, each batch holds rows of similar length, trimmed to its longest (`data.batches`).
     """
     from tqdm import tqdm
 
@@ -124,7 +126,7 @@ def train(
     bar = tqdm(range(steps), desc="training", disable=not progress, file=sys.stderr, mininterval=1.0)
     for _ in bar:
         if not epoch:
-            epoch = batches(data, batch_size, generator)
+            epoch = batches(data, batch_size, generator, bucket=bucket)
         batch = epoch.pop().to(device)
         losses.append(train_step(model, optimizer, scheduler, batch.src, batch.tgt_in, batch.tgt_out, label_smoothing))
         if len(losses) % 50 == 0:

@@ -78,3 +78,19 @@ def test_batches_cover_every_example_once():
     assert [len(b) for b in epoch] == [10] * 10 + [3]
     seen = torch.cat([b.src for b in epoch])
     assert sorted(map(tuple, seen.tolist())) == sorted(map(tuple, data.src.tolist()))
+
+
+def test_bucketed_batches_cover_every_example_once_with_less_padding():
+    data = encode_pairs(date_pairs(500, seed=0))
+    plain = batches(data, 20, torch.Generator().manual_seed(0))
+    epoch = batches(data, 20, torch.Generator().manual_seed(0), bucket=True, pool=5)
+    rows = sorted(tuple(int(t) for t in row if t != PAD) for b in epoch for row in b.src)
+    assert rows == sorted(tuple(int(t) for t in row if t != PAD) for row in data.src)
+    assert sum(b.src.numel() for b in epoch) < 0.8 * sum(b.src.numel() for b in plain)
+    for b in epoch:  # trimmed: the last column holds a real token in some row
+        assert (b.src[:, -1] != PAD).any() and (b.tgt_out[:, -1] != PAD).any()
+
+
+def test_trimmed_keeps_every_real_token():
+    data = encode_pairs([("ab", "x"), ("abc", "xy")])[:1]
+    assert data.trimmed().src.tolist() == [VOCAB.encode("ab")] and data.trimmed().tgt_out.shape == (1, 2)

@@ -386,6 +386,11 @@ def randn(g: torch.Generator, *shape: int, dtype: torch.dtype = torch.float32) -
     return torch.randn(*shape, generator=g, dtype=dtype)
 
 
+def distinct_sizes(g: torch.Generator, count: int, low: int = 2, high: int = 10) -> list[int]:
+    """`count` different sizes in [low, high), drawn from `g`: no two dimensions can be mixed up unseen."""
+    return [low + int(i) for i in torch.randperm(high - low, generator=g)[:count]]
+
+
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Build an nn.Module reproducibly: its initialisation draws from the global generator, so seed a fork of it."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from helpers.checks.core import Case, Clue, Mistake, Term, check, generator, leading, randn
+from helpers.checks.core import Case, Clue, Mistake, Term, check, distinct_sizes, generator, leading, randn
 from helpers.tensors import batched_dot, format_shape
 
 #: The telling pieces of the solution (tests/test_hint_tiers.py: no Hint 1, Hint 2 or ❌ hint contains one).
@@ -67,25 +67,21 @@ CLUES = [
 ]
 
 
-def _sizes(g: torch.Generator, count: int, low: int = 2, high: int = 7) -> list[int]:
-    """`count` different sizes in [low, high), drawn from `g`: no two dimensions can be mixed up unseen."""
-    return [low + int(i) for i in torch.randperm(high - low, generator=g)[:count]]
-
 
 def _with_one(g: torch.Generator) -> tuple[int, ...]:
     """A (B, n, d) shape with B = 1 or n = 1 (drawn), the other sizes drawn."""
-    B, n, d = _sizes(g, 3)
+    B, n, d = distinct_sizes(g, 3, high=7)
     return (1, n, d) if bool(torch.rand((), generator=g) < 0.5) else (B, 1, d)
 
 
 #: The layouts the statement allows, each a case (batches first: they tell the typical mistakes apart).
 LAYOUTS = [
-    ("a batch of vector pairs", lambda g: tuple(_sizes(g, 2)), torch.float32),
-    ("a 3-dimensional batch", lambda g: tuple(_sizes(g, 3)), torch.float32),
-    ("a 3-dimensional batch in float64", lambda g: tuple(_sizes(g, 3)), torch.float64),
-    ("three leading dimensions", lambda g: tuple(_sizes(g, 4)), torch.float32),
+    ("a batch of vector pairs", lambda g: tuple(distinct_sizes(g, 2, high=7)), torch.float32),
+    ("a 3-dimensional batch", lambda g: tuple(distinct_sizes(g, 3, high=7)), torch.float32),
+    ("a 3-dimensional batch in float64", lambda g: tuple(distinct_sizes(g, 3, high=7)), torch.float64),
+    ("three leading dimensions", lambda g: tuple(distinct_sizes(g, 4, high=7)), torch.float32),
     ("a batch with a dimension of size 1", _with_one, torch.float32),
-    ("a single pair of vectors", lambda g: tuple(_sizes(g, 1)), torch.float32),
+    ("a single pair of vectors", lambda g: tuple(distinct_sizes(g, 1, high=7)), torch.float32),
 ]
 
 

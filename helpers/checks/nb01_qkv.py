@@ -14,7 +14,7 @@ from itertools import permutations
 import torch
 
 from helpers.attention import project_qkv
-from helpers.checks.core import Case, Clue, Mistake, Term, check, generator, leading, randn
+from helpers.checks.core import Case, Clue, Mistake, Term, check, distinct_sizes, generator, leading, randn
 from helpers.tensors import format_shape
 
 NAMES = ("Q", "K", "V")
@@ -35,20 +35,16 @@ SOLUTION_FRAGMENTS: dict[str, list[str]] = {
 }
 
 
-def _sizes(g: torch.Generator, count: int, low: int = 2, high: int = 8) -> list[int]:
-    """`count` different sizes in [low, high), drawn from `g`: no two dimensions can be mixed up unseen."""
-    return [low + int(i) for i in torch.randperm(high - low, generator=g)[:count]]
-
 
 def _square(seed: int) -> Shapes:
-    B, d = _sizes(generator(seed), 2)
+    B, d = distinct_sizes(generator(seed), 2, high=8)
     return Shapes(f"a batch of {B} sentences of {d} tokens, d_model = d_k = d_v = {d} (X of shape ({B}, {d}, {d}))",
                   (B, d, d), d, d)
 
 
 def _batch(seed: int, lead: tuple[str, ...], what: str, dtype: torch.dtype = torch.float32) -> Shapes:
     g = generator(seed)
-    *batch, n, d_model, d_k, d_v = _sizes(g, len(lead) + 4)
+    *batch, n, d_model, d_k, d_v = distinct_sizes(g, len(lead) + 4, high=8)
     x_shape = (*batch, n, d_model)
     if lead == ("1",):  # a batch of one sentence: the size-1 dimension must stay
         x_shape = (1, n, d_model)

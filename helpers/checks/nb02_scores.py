@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from helpers.attention import attention_scores
-from helpers.checks.core import Case, Clue, Mistake, Term, check, generator, leading, randn
+from helpers.checks.core import Case, Clue, Mistake, Term, check, distinct_sizes, generator, leading, randn
 
 #: The telling pieces of the solution's code: no Hint 1 or 2 and no ❌ hint may contain one.
 SOLUTION_FRAGMENTS: dict[str, list[str]] = {
@@ -111,10 +111,6 @@ FLOAT64 = Clue("your function is right in float32 but not on float64 inputs: com
                "(no .float(), and no new tensor made without dtype=Q.dtype).", _in_float32)
 
 
-def _sizes(g: torch.Generator, count: int, low: int = 2, high: int = 10) -> list[int]:
-    """`count` different sizes from low to high - 1, drawn from `g`: every mistake that mixes two up shows."""
-    return [low + int(i) for i in torch.randperm(high - low, generator=g)[:count]]
-
 
 def _only(where: object, wrong: object) -> object:
     """An implementation right everywhere except where `where(Q, K)` holds, where it is `wrong` (contract tests)."""
@@ -150,21 +146,21 @@ def check_attention_scores() -> Iterator[Case]:
     so that the typical mistakes change a shape or a value.
     """
     g = generator(0)
-    B, n_q, n_k, d_k = _sizes(g, 4)
+    B, n_q, n_k, d_k = distinct_sizes(g, 4)
     yield Case(f"a batch (B, n, d_k), n_q ≠ n_k: Q ({B}, {n_q}, {d_k}), K ({B}, {n_k}, {d_k})",
                (randn(g, B, n_q, d_k), randn(g, B, n_k, d_k)))
-    B, h, n_q, n_k, d_k = _sizes(g, 5)
+    B, h, n_q, n_k, d_k = distinct_sizes(g, 5)
     yield Case(f"batch and heads (B, h, n, d_k), n_q ≠ n_k: Q ({B}, {h}, {n_q}, {d_k}), K ({B}, {h}, {n_k}, {d_k})",
                (randn(g, B, h, n_q, d_k), randn(g, B, h, n_k, d_k)))
-    B, n_q, n_k, d_k = _sizes(g, 4)
+    B, n_q, n_k, d_k = distinct_sizes(g, 4)
     yield Case(f"a float64 batch: Q ({B}, {n_q}, {d_k}), K ({B}, {n_k}, {d_k})",
                (randn(g, B, n_q, d_k, dtype=torch.float64), randn(g, B, n_k, d_k, dtype=torch.float64)))
-    n_q, n_k, d_k = _sizes(g, 3)
+    n_q, n_k, d_k = distinct_sizes(g, 3)
     yield Case(f"one sentence without a batch dimension: Q ({n_q}, {d_k}), K ({n_k}, {d_k})",
                (randn(g, n_q, d_k), randn(g, n_k, d_k)))
-    B, n, d_k = _sizes(g, 3)
+    B, n, d_k = distinct_sizes(g, 3)
     yield Case(f"self-attention, n_q = n_k: Q and K both ({B}, {n}, {d_k})",
                (randn(g, B, n, d_k), randn(g, B, n, d_k)))
-    B, n_k, d_k = _sizes(g, 3)
+    B, n_k, d_k = distinct_sizes(g, 3)
     yield Case(f"a single query: Q ({B}, 1, {d_k}), K ({B}, {n_k}, {d_k})",
                (randn(g, B, 1, d_k), randn(g, B, n_k, d_k)))

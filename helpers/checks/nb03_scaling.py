@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import torch
 
 from helpers.attention import scaled_scores
-from helpers.checks.core import Case, Clue, Mistake, Term, check, generator, leading, randn
+from helpers.checks.core import Case, Clue, Mistake, Term, check, distinct_sizes, generator, leading, randn
+from helpers.checks.nb02_scores import FLOAT64  # the same clue: 03's exercise is 02's, scaled
 
 #: The telling pieces of the solution's code: no Hint 1 or 2 and no ❌ hint may contain one.
 SOLUTION_FRAGMENTS: dict[str, list[str]] = {
@@ -90,20 +91,11 @@ NO_BATCH = Clue(lambda case, more: (
     "needs exactly 3-D)."), _more_dims)
 
 
-def _in_float32(case: Case, got: object) -> Iterator[Case]:
-    if any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 for a in case.args):
-        yield Case("the same inputs in float32", tuple(a.float() for a in case.args))
-
-
-FLOAT64 = Clue("your function is right in float32 but not on float64 inputs: compute in the inputs' dtype "
-               "(no .float(), and no new tensor made without dtype=Q.dtype).", _in_float32)
-
-
 def _sizes(g: torch.Generator, count: int, low: int = 2, high: int = 10) -> list[int]:
     """`count` different sizes from low to high - 1 drawn from `g`, d_k (the last) such that every wrong divisor
     (√ of another size, d_k, d_k / 2, a rounded-down root, a product instead of a quotient) gives another answer."""
     while True:
-        sizes = [low + int(i) for i in torch.randperm(high - low, generator=g)[:count]]
+        sizes = distinct_sizes(g, count, low, high)
         d_k = sizes[-1]
         factors = [1 / math.sqrt(d_k), 1.0, 1 / d_k, 2 / d_k, 1 / math.isqrt(d_k), math.sqrt(d_k),
                    *(1 / math.sqrt(n) for n in sizes[:-1])]

@@ -111,17 +111,22 @@ def use_lecture_style() -> None:
     mpl.rcParams.update(LECTURE_STYLE)
 
 
-def setup(seed: int = 0, device: str | None = None) -> torch.device:
-    """Prepare a notebook: seeds, print options, threads, plot style; return the device.
+def setup(seed: int = 0, device: str | None = None, lang: str = "en") -> torch.device:
+    """Prepare a notebook: seeds, print options, threads, plot style, the checks' language; return the device.
 
     Args:
         seed: seed for Python's `random`, NumPy and torch.
         device: force a device ("cpu", "cuda"); by default $COURSE_DEVICE, else a GPU
             when one is present, else the CPU.
+        lang: the language of the checks' messages, "en" or "ko" (the Korean edition's notebooks
+            call `helpers.setup(lang="ko")`).
 
     Returns:
         The `torch.device` the notebook should put its tensors on.
     """
+    from helpers.checks.language import set_language  # the checks import this module: import here
+
+    set_language(lang)
     seed_everything(seed)
     torch.set_printoptions(precision=4, sci_mode=False, linewidth=100)
     np.set_printoptions(precision=4, suppress=True, linewidth=100)

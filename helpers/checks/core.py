@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import json
 import linecache
 import math
 import os
@@ -72,10 +73,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from helpers.checks.language import current_language, translate, word
 from helpers.tensors import format_shape
 
 #: MIME type of a check result's machine-readable payload (read by `course progress`).
 MIME_TYPE = "application/vnd.attention-course.check+json"
+#: Authors: a file to which every check result's English texts are appended (see locale/ko/checks.po).
+COLLECT_ENV = "COURSE_COLLECT_CHECK_TEXTS"
 
 #: Seconds a candidate may run, all its calls in one check together.
 TIME_LIMIT = 20.0
@@ -121,14 +125,25 @@ class CheckResult:
     def passed(self) -> bool:
         return self.status is Status.PASSED
 
+    def __post_init__(self) -> None:
+        if os.environ.get(COLLECT_ENV):  # authors: gather every message the checks compose (locale/ko/checks.po)
+            with open(os.environ[COLLECT_ENV], "a", encoding="utf-8") as out:
+                out.write(json.dumps({"summary": self.summary, "hint": self.hint}, ensure_ascii=False) + "\n")
+
     @property
     def message(self) -> str:
         """One readable paragraph: the status, what happened and, on failure, the hint."""
-        text = f"{self.status.icon} {self.name}: {self.status.value}. {self.summary}"
+        return self.render_text()
+
+    def render_text(self, language: str | None = None) -> str:
+        """The message in `language` (by default the one the notebook's setup chose)."""
+        language = language or current_language()
+        status, summary = word(self.status.value, language), translate(self.summary, language)
+        text = f"{self.status.icon} {self.name}: {status}. {summary}"
         if self.hint:
-            text += f"\nHint: {self.hint}"
+            text += f"\n{word('Hint', language)}: {translate(self.hint, language)}"
         if self.printed:
-            text += f"\nYour function printed:\n{self.printed}"
+            text += f"\n{word('Your function printed:', language)}\n{self.printed}"
         return text
 
     def __str__(self) -> str:
@@ -141,15 +156,19 @@ class CheckResult:
         return {"name": self.name, "status": self.status.value, "summary": self.summary, "hint": self.hint}
 
     def _repr_html_(self) -> str:
+        return self.render_html()
+
+    def render_html(self, language: str | None = None) -> str:
+        language = language or current_language()
         bar, background = _COLOURS[self.status]
         parts = [
-            f"<b>{self.status.icon} {html.escape(self.name)}: {self.status.value}.</b> ",
-            html.escape(self.summary),
+            f"<b>{self.status.icon} {html.escape(self.name)}: {word(self.status.value, language)}.</b> ",
+            html.escape(translate(self.summary, language)),
         ]
         if self.hint:
-            parts.append(f"<br><b>Hint:</b> {html.escape(self.hint)}")
+            parts.append(f"<br><b>{word('Hint', language)}:</b> {html.escape(translate(self.hint, language))}")
         if self.printed:
-            parts.append(f"<br>Your function printed:<pre>{html.escape(self.printed)}</pre>")
+            parts.append(f"<br>{word('Your function printed:', language)}<pre>{html.escape(self.printed)}</pre>")
         return (
             f'<div style="border-left: 6px solid {bar}; background: {background}; color: #1a1a1a; '
             f'padding: 0.6em 1em; margin: 0.3em 0; font-size: 1.05em; line-height: 1.5;">'

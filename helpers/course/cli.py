@@ -7,6 +7,7 @@
     course execute NOTEBOOK...  (for authors) run notebooks in place and store their outputs
     course slides [NN ...] [--out DIR]  reveal.js slide decks that work offline (default: slides/)
     course bench [--quick]      our attention and Transformer against PyTorch's: one table of ratios
+    course translations [--update] [--build]  the Korean edition: what is translated, fuzzy, built
 """
 
 from __future__ import annotations
@@ -128,6 +129,29 @@ def cmd_slides(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_translations(args: argparse.Namespace) -> int:
+    from helpers.course import translations as tr
+
+    root = course_root()
+    if args.update:
+        for notebook in tr.notebook_paths(root / "notebooks"):
+            kept, fuzzy, new = tr.update_catalogue(notebook, tr.catalogue_path(root, notebook))
+            if fuzzy or new:
+                print(f"{tr.catalogue_path(root, notebook).relative_to(root)}: {fuzzy} changed (fuzzy), {new} new")
+    if args.build:
+        for path in tr.write_edition(root):
+            print(f"built {path.relative_to(root)}")
+    rows = tr.status(root)
+    print(tr.table(rows))
+    incomplete = [r.notebook for r in rows if not r.complete]
+    if incomplete:
+        print(f"course translations: {len(incomplete)} of {len(rows)} notebooks not complete in {tr.LANGUAGE_NAME} "
+              "(translate the fuzzy and untranslated entries in locale/ko/*.po, then `course translations --build`)")
+        return 1
+    print(f"course translations: all {len(rows)} notebooks translated, and notebooks/ko/ equals a fresh build")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Attention, step by step: the course command.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: as in the notebooks)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (median is reported)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("translations", help="the Korean edition: list what is translated; exit 1 unless complete")
+    p.add_argument("--update", action="store_true", help="bring locale/ko/*.po in step with the English notebooks")
+    p.add_argument("--build", action="store_true", help="write notebooks/ko/ from the English notebooks and catalogues")
+    p.set_defaults(func=cmd_translations)
     return parser
 
 

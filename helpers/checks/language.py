@@ -1,0 +1,127 @@
+"""The language of the checks' messages: English, or Korean from `locale/ko/checks.po`.
+
+A notebook chooses it once, at its setup (`helpers.setup(lang="ko")`, which the Korean edition's
+notebooks call). A check composes its message in English; it is translated when it is shown, piece by
+piece, so that the same catalogue also translates the results stored in a notebook's outputs.
+
+A catalogue entry is a message with its variable parts replaced by numbered slots `{0}`, `{1}`, ...:
+code in backquotes, names with an underscore (`n_q`, `W_Q`), dtypes, shapes and numbers. The
+translation keeps the slots, in whatever order Korean wants them. Composed messages ("On <case>:
+<what went wrong>.") are cut along the few patterns in `PATTERNS` and each part is translated on its
+own. Text the catalogue does not know is shown in English.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+LANGUAGES = ("en", "ko")
+_current = {"language": "en"}
+
+#: The words of the result box itself.
+WORDS = {
+    "ko": {"passed": "통과", "failed": "실패", "not attempted": "아직 풀지 않음", "Hint": "힌트",
+           "Your function printed:": "함수가 출력한 내용:"},
+}
+
+#: Variable parts of a message, in the order they are tried: each becomes a slot.
+SLOT = re.compile(
+    r"`[^`]*`"                                   # code
+    r"|torch\.\w+"                               # a dtype or a torch function
+    r"|\((?:-?\d+(?:, )?)*\)"                    # a shape
+    r"|(?<![\w.])[A-Za-z]*_\w+"                  # a name with an underscore: n_q, W_Q, d_model
+    r"|(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?(?![\w])"  # a number
+)
+
+#: Messages made of other messages: the first that matches cuts a message into parts.
+PATTERNS = [
+    "On {case}: {what}.",
+    "{what} Hint: {hint}",
+]
+
+
+def set_language(language: str) -> None:
+    """Show the checks' messages in `language` ("en" or "ko") from now on."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(map(repr, LANGUAGES))}, got {language!r}")
+    _current["language"] = language
+
+
+def current_language() -> str:
+    return _current["language"]
+
+
+def catalogue_path(language: str) -> Path:
+    return Path(__file__).resolve().parents[2] / "locale" / language / "checks.po"
+
+
+@cache
+def catalogue(language: str) -> Mapping[str, str]:
+    """The translated, not fuzzy entries of a language's checks catalogue ({} when there is none)."""
+    path = catalogue_path(language)
+    if language == "en" or not path.exists():
+        return {}
+    import polib  # only the Korean edition needs it, and it is a dependency of the course
+
+    return {e.msgid: e.msgstr for e in polib.pofile(str(path)) if e.translated() and not e.obsolete}
+
+
+def slotted(text: str) -> tuple[str, list[str]]:
+    """`text` with its variable parts replaced by `{0}`, `{1}`, ...; and those parts."""
+    parts: list[str] = []
+
+    def slot(match: re.Match[str]) -> str:
+        parts.append(match.group(0))
+        return "{" + str(len(parts) - 1) + "}"
+
+    return SLOT.sub(slot, text), parts
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    pieces = re.split(r"\{(\w+)\}", template)
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(pieces))
+    return re.compile(regex + r"\Z", re.S)
+
+
+_PATTERNS = [(template, _pattern(template)) for template in PATTERNS]
+
+
+def translate(text: str, language: str | None = None) -> str:
+    """`text` in `language` (by default the notebook's); unchanged when the catalogue lacks it."""
+    language = language or current_language()
+    if language == "en" or not text:
+        return text
+    known = catalogue(language)
+    if text in known:
+        return known[text]
+    key, parts = slotted(text)
+    if key in known:
+        translated = known[key]
+        for i, part in enumerate(parts):
+            translated = translated.replace("{" + str(i) + "}", part)
+        return translated
+    for template, pattern in _PATTERNS:
+        match = pattern.match(text)
+        if match and template in known:
+            translated = known[template]
+            for name, part in match.groupdict().items():
+                translated = translated.replace("{" + name + "}", translate(part, language))
+            return translated
+    return text
+
+
+def word(text: str, language: str) -> str:
+    return WORDS.get(language, {}).get(text, text)
+
+
+def render_result(payload: Mapping[str, str], language: str | None = None) -> tuple[str, str]:
+    """A stored check result ({"name", "status", "summary", "hint"}) as text and as HTML, in `language`."""
+    from helpers.checks.core import CheckResult, Status
+
+    result = CheckResult(payload["name"], Status(payload["status"]), payload["summary"], payload.get("hint", ""),
+                         payload.get("printed", ""))
+    return result.render_text(language), result.render_html(language)
+

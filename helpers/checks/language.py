@@ -31,15 +31,27 @@ WORDS = {
 SLOT = re.compile(
     r"`[^`]*`"                                   # code
     r"|torch\.\w+"                               # a dtype or a torch function
-    r"|\((?:-?\d+(?:, )?)*\)"                    # a shape
+    r"|\(-?\d+(?:,\s?-?\d+)*,?\)"                # a shape or an index: (2, 3), (4,)
     r"|(?<![\w.])[A-Za-z]*_\w+"                  # a name with an underscore: n_q, W_Q, d_model
     r"|(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?(?![\w])"  # a number
 )
 
-#: Messages made of other messages: the first that matches cuts a message into parts.
+#: Messages made of other messages (core.py composes them): the first that matches cuts a message into
+#: parts, each translated on its own; a part whose name starts with "raw" (an error's text, a value) is kept.
 PATTERNS = [
     "On {case}: {what}.",
-    "{what} Hint: {hint}",
+    "{what} differs from the answer: at index {raw_index} it is {raw_got}, expected {raw_want}",
+    "{what} has shape {raw_shape}, expected {raw_expected}",
+    "{what} has dtype {raw_dtype}, expected a floating-point tensor",
+    "{what} has dtype {raw_dtype}, expected torch.bool",
+    "{what} has {raw_wrong} of {raw_count} entries wrong",
+    "{what} contains {kind} where the answer is finite ({raw_count} entries)",
+    "{what} contains {kind} where the answer is finite ({raw_count} entry)",
+    "{what} is of type {raw_type}, expected a torch.Tensor",
+    "{what} is a NumPy array; return a torch.Tensor (torch.from_numpy converts one)",
+    "your function raised {raw_error}",
+    "The check could not finish: {raw_error}",
+    "Expected a function, got {raw_type}.",
 ]
 
 
@@ -89,28 +101,38 @@ def _pattern(template: str) -> re.Pattern[str]:
 _PATTERNS = [(template, _pattern(template)) for template in PATTERNS]
 
 
+def keys(text: str) -> list[str]:
+    """The catalogue entries that translate `text`: its pattern and its parts' keys, or its own key."""
+    for template, pattern in _PATTERNS:
+        match = pattern.match(text)
+        if match:
+            found = [template]
+            for name, part in match.groupdict().items():
+                if not name.startswith("raw"):
+                    found += keys(part)
+            return found
+    return [slotted(text)[0]] if text else []
+
+
 def translate(text: str, language: str | None = None) -> str:
-    """`text` in `language` (by default the notebook's); unchanged when the catalogue lacks it."""
+    """`text` in `language` (by default the notebook's); parts the catalogue lacks stay English."""
     language = language or current_language()
     if language == "en" or not text:
         return text
     known = catalogue(language)
-    if text in known:
-        return known[text]
-    key, parts = slotted(text)
-    if key in known:
-        translated = known[key]
-        for i, part in enumerate(parts):
-            translated = translated.replace("{" + str(i) + "}", part)
-        return translated
     for template, pattern in _PATTERNS:
         match = pattern.match(text)
-        if match and template in known:
-            translated = known[template]
+        if match:
+            translated = known.get(template, template)
             for name, part in match.groupdict().items():
-                translated = translated.replace("{" + name + "}", translate(part, language))
+                translated = translated.replace("{" + name + "}", part if name.startswith("raw") else
+                                                translate(part, language))
             return translated
-    return text
+    key, parts = slotted(text)
+    translated = known.get(key, key)
+    for i, part in enumerate(parts):
+        translated = translated.replace("{" + str(i) + "}", part)
+    return translated
 
 
 def word(text: str, language: str) -> str:

@@ -133,20 +133,31 @@ def cmd_translations(args: argparse.Namespace) -> int:
     from helpers.course import translations as tr
 
     root = course_root()
+    if args.collected and not Path(args.collected).is_file():
+        raise CourseError(f"no collection file at {args.collected}")
     if args.update:
         for notebook in tr.notebook_paths(root / "notebooks"):
             kept, fuzzy, new = tr.update_catalogue(notebook, tr.catalogue_path(root, notebook))
             if fuzzy or new:
                 print(f"{tr.catalogue_path(root, notebook).relative_to(root)}: {fuzzy} changed (fuzzy), {new} new")
+        entries, new = tr.update_checks_catalogue(root, Path(args.collected) if args.collected else None)
+        if new:
+            print(f"{tr.checks_catalogue_path(root).relative_to(root)}: {new} new of {entries}")
     if args.build:
         for path in tr.write_edition(root):
             print(f"built {path.relative_to(root)}")
     rows = tr.status(root)
     print(tr.table(rows))
+    texts, translated, fuzzy = tr.checks_status(root)
+    label = "the checks' messages (checks.po)"
+    print(f"{label:<38} {texts:>5} {translated:>10} {fuzzy:>5} "
+          f"{texts - translated - fuzzy:>12}")
     incomplete = [r.notebook for r in rows if not r.complete]
-    if incomplete:
-        print(f"course translations: {len(incomplete)} of {len(rows)} notebooks not complete in {tr.LANGUAGE_NAME} "
-              "(translate the fuzzy and untranslated entries in locale/ko/*.po, then `course translations --build`)")
+    if incomplete or translated < texts:
+        what = [f"{len(incomplete)} of {len(rows)} notebooks"] if incomplete else []
+        what += [f"{texts - translated} of the checks' {texts} texts"] if translated < texts else []
+        print(f"course translations: {' and '.join(what)} not complete in {tr.LANGUAGE_NAME} (translate the "
+              "fuzzy and untranslated entries in locale/ko/*.po, then `course translations --build`)")
         return 1
     print(f"course translations: all {len(rows)} notebooks translated, and notebooks/ko/ equals a fresh build")
     return 0
@@ -194,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("translations", help="the Korean edition: list what is translated; exit 1 unless complete")
     p.add_argument("--update", action="store_true", help="bring locale/ko/*.po in step with the English notebooks")
     p.add_argument("--build", action="store_true", help="write notebooks/ko/ from the English notebooks and catalogues")
+    p.add_argument("--collected", default=None, metavar="FILE",
+                   help="with --update: also the checks' messages a run with COURSE_COLLECT_CHECK_TEXTS=FILE wrote")
     p.set_defaults(func=cmd_translations)
     return parser
 

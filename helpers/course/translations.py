@@ -206,3 +206,80 @@ def table(rows: list[Status]) -> str:
     for r in rows:
         lines.append(f"{r.notebook:<38} {r.cells:>5} {r.translated:>10} {r.fuzzy:>5} {r.untranslated:>12}  {r.built}")
     return "\n".join(lines)
+
+
+# ---- the checks' messages -------------------------------------------------------------------------
+
+
+def checks_catalogue_path(root: Path) -> Path:
+    return catalogue_folder(root) / "checks.po"
+
+
+def check_texts() -> dict[str, str]:
+    """Every text the checks can show that is written in their modules, as catalogue keys -> an example.
+
+    Case names and hints, mistakes' and clues' hints, the ✅ summaries, the words for a kind of failure,
+    and the patterns core.py composes messages with. (Texts composed at run time with a value in them,
+    such as "the output in eval()", come from a collection run: `course translations --update --collected`.)
+    """
+    import helpers.checks as checks
+    from helpers.checks import core, language
+
+    texts: list[str] = list(language.PATTERNS) + [core.NUMPY_HINT, *core._GENERIC_HINTS.values()]
+    texts += [hint for _, hint in core._EXCEPTION_HINTS] + ["read the error: it names the line in your function "
+                                                             "that failed."]
+    for name in sorted(dir(checks)):
+        spec = getattr(getattr(checks, name), "spec", None)
+        if spec is None:
+            continue
+        texts += [spec.passed.format(cases=12, comparisons=12), spec.what, *spec.shown.values(), *spec.hints.values()]
+        texts += [m.hint for m in spec.mistakes] + [c.hint for c in spec.clues if isinstance(c.hint, str)]
+        for case in spec.cases():
+            texts += [case.name, case.hint, case.what or ""]
+    found: dict[str, str] = {}
+    for text in texts:
+        for key in language.keys(text) if text not in language.PATTERNS else [text]:
+            found.setdefault(key, text)
+    return found
+
+
+def collected_texts(path: Path) -> dict[str, str]:
+    """The keys of the messages a collection run wrote (COURSE_COLLECT_CHECK_TEXTS=path pytest tests/test_check_*)."""
+    import json
+
+    from helpers.checks import language
+
+    found: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        for text in (record["summary"], record["hint"]):
+            for key in language.keys(text):
+                found.setdefault(key, text)
+    return found
+
+
+def update_checks_catalogue(root: Path, collected: Path | None = None) -> tuple[int, int]:
+    """Add the checks' texts not yet in locale/ko/checks.po; return (entries, new). Nothing is dropped."""
+    path = checks_catalogue_path(root)
+    po = read_catalogue(path) if path.exists() else new_catalogue(Path("checks"))
+    have = {e.msgid for e in po}
+    texts = check_texts() | (collected_texts(collected) if collected else {})
+    new = 0
+    for key, example in texts.items():
+        if key and key not in have:
+            comment = "" if example == key else f"e.g. {example}"
+            po.append(polib.POEntry(msgid=key, msgstr="", comment=comment))
+            new += 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    po.save(str(path))
+    return len(po), new
+
+
+def checks_status(root: Path) -> tuple[int, int, int]:
+    """(texts the checks' modules write, translated, fuzzy) against locale/ko/checks.po."""
+    path = checks_catalogue_path(root)
+    po = read_catalogue(path) if path.exists() else new_catalogue(Path("checks"))
+    entries = {e.msgid: e for e in po if not e.obsolete}
+    texts = [k for k in check_texts() if k]
+    return (len(texts), sum(1 for k in texts if k in entries and entries[k].translated()),
+            sum(1 for k in texts if k in entries and entries[k].fuzzy))

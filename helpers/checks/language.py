@@ -23,7 +23,8 @@ _current = {"language": "en"}
 
 #: The words of the result box itself.
 WORDS = {
-    "ko": {"passed": "통과", "failed": "실패", "not attempted": "아직 풀지 않음", "Hint": "힌트",
+    "ko": {"passed": "통과", "failed": "실패", "not attempted": "아직 풀지 않음", "not checked": "검사 안 됨",
+           "Hint": "힌트",
            "Your function printed:": "함수가 출력한 내용:"},
 }
 

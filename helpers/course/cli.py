@@ -22,17 +22,40 @@ from pathlib import Path
 from helpers.course.files import write_text
 from helpers.course.notebooks import CourseError, course_root, execute, one_line, read_notebook
 
+#: The languages of the course: English, and the Korean edition (notebooks/ko, built by `course translations`).
+LANGUAGES = ("en", "ko")
+#: JupyterLab's own interface in Korean: its language pack's locale, set in a settings folder of the course's own.
+KOREAN_LAB_LOCALE = "ko_KR"
 
-def open_command(root: Path, port: int | None = None, extra: Sequence[str] = ()) -> list[str]:
-    """The command that starts JupyterLab on the course folder."""
+
+def notebooks_folder(root: Path, lang: str) -> Path:
+    folder = root / "notebooks" if lang == "en" else root / "notebooks" / lang
+    if not folder.is_dir():
+        raise CourseError(f"no {lang} notebooks at {folder}: build them with `course translations --build`")
+    return folder
+
+
+def korean_lab_settings(root: Path) -> Path:
+    """A JupyterLab user-settings folder whose only setting is the Korean interface (if its language pack is there)."""
+    folder = root / ".course-cache" / "lab-settings-ko"
+    plugin = folder / "@jupyterlab" / "translation-extension" / "plugin.jupyterlab-settings"
+    plugin.parent.mkdir(parents=True, exist_ok=True)
+    plugin.write_text(f'{{"locale": "{KOREAN_LAB_LOCALE}"}}\n', encoding="utf-8")
+    return folder
+
+
+def open_command(root: Path, port: int | None = None, extra: Sequence[str] = (), lang: str = "en") -> list[str]:
+    """The command that starts JupyterLab on the course folder (on notebooks/ko, in Korean, for lang="ko")."""
     command = [
         sys.executable,
         "-m",
         "jupyterlab",
         f"--ServerApp.root_dir={root}",
         # Land on the notebooks folder; workbooks/ sits beside it in the same file browser.
-        "--LabApp.default_url=/lab/tree/notebooks",
+        "--LabApp.default_url=/lab/tree/notebooks" + ("" if lang == "en" else f"/{lang}"),
     ]
+    if lang == "ko":
+        command.append(f"--LabApp.user_settings_dir={korean_lab_settings(root)}")
     if port is not None:
         command.append(f"--ServerApp.port={port}")
     return command + list(extra)
@@ -44,7 +67,8 @@ def is_root() -> bool:
 
 def cmd_open(args: argparse.Namespace) -> int:
     root = course_root()
-    command = open_command(root, args.port, args.extra)
+    notebooks_folder(root, args.lang)
+    command = open_command(root, args.port, args.extra, args.lang)
     # JupyterLab refuses to start as root with a bare "Running as root is not recommended";
     # in a container or a Binder-like image root is normal, so say what to do instead.
     if is_root() and "--allow-root" not in args.extra:
@@ -70,8 +94,8 @@ def cmd_workbook(args: argparse.Namespace) -> int:
     from helpers.course.workbook import write_workbooks
 
     root = course_root()
-    out = Path(args.out) if args.out else root / "workbooks"
-    report = write_workbooks(root / "notebooks", out, force=args.force)
+    out = Path(args.out) if args.out else root / "workbooks" / ("" if args.lang == "en" else args.lang)
+    report = write_workbooks(notebooks_folder(root, args.lang), out, force=args.force)
     for name in report.written:
         print(f"wrote     {out / name}")
     for name in report.unchanged:
@@ -88,9 +112,12 @@ def cmd_workbook(args: argparse.Namespace) -> int:
 def cmd_progress(args: argparse.Namespace) -> int:
     from helpers.course.progress import as_json, collect_workbooks, format_report
 
-    folder = Path(args.folder) if args.folder else course_root() / "workbooks"
+    default = course_root() / "workbooks" / ("ko" if args.lang == "ko" else "")
+    folder = Path(args.folder) if args.folder else default
+    # Korean workbooks (workbooks/ko) report in Korean unless told otherwise.
+    language = args.lang or ("ko" if folder.resolve().name == "ko" else "en")
     books = collect_workbooks(folder, show_bar=not (args.no_bar or args.json))
-    print(as_json([row for book in books for row in book.rows]) if args.json else format_report(books))
+    print(as_json([row for book in books for row in book.rows]) if args.json else format_report(books, language))
     return 0
 
 
@@ -170,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("open", help="start JupyterLab on the course folder (other options go to JupyterLab)")
     p.add_argument("--port", type=int, default=None, help="port for JupyterLab")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="ko: the Korean notebooks, JupyterLab in Korean")
     p.set_defaults(func=cmd_open)
 
     p = sub.add_parser("test", help="run the whole test suite (other options go to pytest)")
@@ -178,12 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("workbook", help="write blank student workbooks (never overwrites your edits)")
     p.add_argument("--out", default=None, help="folder for the workbooks (default: workbooks/ in the course)")
     p.add_argument("--force", action="store_true", help="replace edited workbooks too, keeping a backup of each")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="ko: from the Korean notebooks, into workbooks/ko")
     p.set_defaults(func=cmd_workbook)
 
     p = sub.add_parser("progress", help="run the workbooks and show every exercise's status")
     p.add_argument("folder", nargs="?", default=None, help="workbook folder (default: workbooks/ in the course)")
     p.add_argument("--no-bar", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.add_argument("--lang", choices=LANGUAGES, default=None,
+                   help="the report's language (default: ko for workbooks/ko, else en)")
     p.set_defaults(func=cmd_progress)
 
     p = sub.add_parser("execute", help="(authors) run notebooks top to bottom and save their outputs")

@@ -19,6 +19,7 @@ from pathlib import Path
 from nbformat import NotebookNode
 
 from helpers.checks.core import MIME_TYPE, Status
+from helpers.checks.language import translate, word
 from helpers.course.notebooks import (
     CourseError,
     execute,
@@ -39,6 +40,41 @@ YOURS, REFERENCE = "yours", "reference"
 CAPSTONE = "09"
 
 _TITLE = re.compile(r"^#\s*(\d\d)\s*·\s*(.+?)\s*$")
+
+#: What the report says, in English and in Korean (`course progress --lang ko`); the hints come from the checks'
+#: catalogue (helpers.checks.language).
+PHRASES = {
+    "header": (("notebook", "exercise", "status", "hint"), ("노트북", "연습 문제", "상태", "힌트")),
+    "passed_of": ("{passed} of {total} exercises passed.", "연습 문제 {total}개 중 {passed}개를 통과했습니다."),
+    "not_run": ("{title}: ⚠️ not run ({why})", "{title}: ⚠️ 실행하지 못함 ({why})"),
+    "no_exercises": ("no exercises", "연습 문제 없음"),
+    "done": ("{title}: {passed}/{total} done {icon}", "{title}: {passed}/{total} 완료 {icon}"),
+    "none": ("none", "없음"),
+    "no_model": ("{title}: no model trained yet (its training cell did not report{stopped})",
+                 "{title}: 아직 학습한 모델이 없습니다 (학습 셀이 결과를 보고하지 않았습니다{stopped})"),
+    "stopped": (": the notebook stopped with {error}", ": 노트북이 {error} 오류로 멈췄습니다"),
+    "accuracy": (", accuracy {value}", ", 정확도 {value}"),
+    "whose": ("yours: {yours}; the reference's: {reference}", "직접 구현: {yours}; 참조 구현: {reference}"),
+    "not_trained": ("{title}: ⏳ the model was not trained ({whose})",
+                    "{title}: ⏳ 모델을 학습하지 않았습니다 ({whose})"),
+    "all_yours": ("{title}: ✅ trained your own model{accuracy} (every component yours: {yours})",
+                  "{title}: ✅ 직접 만든 모델을 학습했습니다{accuracy} (모든 구성 요소를 직접 구현: {yours})"),
+    "partly": ("{title}: ✅ trained a model partly yours{accuracy} ({whose})",
+               "{title}: ✅ 일부를 직접 구현한 모델을 학습했습니다{accuracy} ({whose})"),
+    "reference_only": ("{title}: ⏳ trained the reference's model only{accuracy}: no component of it is yours yet",
+                       "{title}: ⏳ 참조 구현 모델만 학습했습니다{accuracy}: 아직 직접 구현한 구성 요소가 없습니다"),
+    "by_notebook": ("By notebook:", "노트북별:"),
+    "did_not_run": ("its check did not run", "검사가 실행되지 않았습니다"),
+    "stopped_with": ("its check did not run; the notebook stopped with {error}",
+                     "검사가 실행되지 않았습니다. 노트북이 {error} 오류로 멈췄습니다"),
+    "own_model": ("Your own model:", "직접 만든 모델:"),
+}
+
+
+def say(key: str, language: str = "en", **values: object) -> str:
+    english, korean = PHRASES[key]
+    text = korean if language == "ko" else english
+    return text.format(**values) if values else text  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -85,7 +121,7 @@ def rows_for(name: str, executed: NotebookNode) -> list[Row]:
         result = results.get(exercise)
         if result is None:
             error = first_error(executed)
-            hint = f"its check did not run; the notebook stopped with {error}" if error else "its check did not run"
+            hint = say("stopped_with", error=error) if error else say("did_not_run")
             rows.append(Row(name, exercise, NOT_CHECKED, hint))
         else:
             hint = result.get("hint") or (result.get("summary", "") if result["status"] == "failed" else "")
@@ -219,10 +255,20 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - display_width(text))
 
 
-def format_table(rows: list[Row]) -> str:
+def hint_in(hint: str, language: str) -> str:
+    """A row's hint in `language`: the report's own words, or a check's (translated by its catalogue)."""
+    stopped = re.fullmatch(PHRASES["stopped_with"][0].replace("{error}", "(?P<error>.+)"), hint, re.S)
+    if stopped:
+        return say("stopped_with", language, error=stopped.group("error"))
+    if hint == say("did_not_run"):
+        return say("did_not_run", language)
+    return translate(hint, language)
+
+
+def format_table(rows: list[Row], language: str = "en") -> str:
     """A plain-text table: notebook, exercise, status and, for each ❌, the hint."""
-    header = ("notebook", "exercise", "status", "hint")
-    body = [(r.notebook, r.exercise, f"{r.icon} {r.status}", r.hint) for r in rows]
+    header = say("header", language)
+    body = [(r.notebook, r.exercise, f"{r.icon} {word(r.status, language)}", hint_in(r.hint, language)) for r in rows]
     widths = [max(display_width(line[i]) for line in [header, *body]) for i in range(3)]
 
     def line(cells: tuple[str, ...]) -> str:
@@ -231,15 +277,16 @@ def format_table(rows: list[Row]) -> str:
     lines = [line(header), "-" * (sum(widths) + 6 + len(header[3]))]
     lines.extend(line(cells).rstrip() for cells in body)
     passed = sum(r.status == Status.PASSED.value for r in rows)
-    lines += ["", f"{passed} of {len(rows)} exercises passed."]
+    lines += ["", say("passed_of", language, passed=passed, total=len(rows))]
     return "\n".join(lines)
 
 
-def notebook_line(book: Workbook) -> str:
+def notebook_line(book: Workbook, language: str = "en") -> str:
     """ "05 Multi-head attention: 3/4 done ⏳": ✅ all done, ❌ one failed, ⚠️ one not checked, else ⏳."""
     exercises = [r for r in book.rows if r.exercise != "-"]
     if not exercises:
-        return f"{book.title}: ⚠️ not run ({book.rows[0].hint if book.rows else 'no exercises'})"
+        why = translate(book.rows[0].hint, language) if book.rows else say("no_exercises", language)
+        return say("not_run", language, title=book.title, why=why)
     statuses = {r.status for r in exercises}
     passed = sum(r.status == Status.PASSED.value for r in exercises)
     if passed == len(exercises):
@@ -250,41 +297,42 @@ def notebook_line(book: Workbook) -> str:
         icon = "⚠️"
     else:
         icon = Status.NOT_ATTEMPTED.icon
-    return f"{book.title}: {passed}/{len(exercises)} done {icon}"
+    return say("done", language, title=book.title, passed=passed, total=len(exercises), icon=icon)
 
 
-def _names(names: list[str]) -> str:
-    return ", ".join(names) if names else "none"
+def _names(names: list[str], language: str = "en") -> str:
+    return ", ".join(names) if names else say("none", language)
 
 
-def own_model_line(book: Workbook) -> str:
+def own_model_line(book: Workbook, language: str = "en") -> str:
     """Whether the capstone trained the learner's own model, and whose each component was."""
     model = book.own_model
     if model is None:
-        stopped = f": the notebook stopped with {book.error}" if book.error else ""
-        return f"{book.title}: no model trained yet (its training cell did not report{stopped})"
+        stopped = say("stopped", language, error=book.error) if book.error else ""
+        return say("no_model", language, title=book.title, stopped=stopped)
     yours, reference = model.whose(YOURS), model.whose(REFERENCE)
-    accuracy = "" if model.accuracy is None else (
-        f", accuracy {model.accuracy:.1%}" if 0.0 <= model.accuracy <= 1.0 else f", accuracy {model.accuracy:.4g}")
-    whose = f"yours: {_names(yours)}; the reference's: {_names(reference)}"
+    accuracy = "" if model.accuracy is None else say("accuracy", language, value=(
+        f"{model.accuracy:.1%}" if 0.0 <= model.accuracy <= 1.0 else f"{model.accuracy:.4g}"))
+    whose = say("whose", language, yours=_names(yours, language), reference=_names(reference, language))
     if not model.trained:
-        return f"{book.title}: ⏳ the model was not trained ({whose})"
+        return say("not_trained", language, title=book.title, whose=whose)
     if yours and not reference:
-        return f"{book.title}: ✅ trained your own model{accuracy} (every component yours: {_names(yours)})"
+        return say("all_yours", language, title=book.title, accuracy=accuracy, yours=_names(yours, language))
     if yours:
-        return f"{book.title}: ✅ trained a model partly yours{accuracy} ({whose})"
-    return f"{book.title}: ⏳ trained the reference's model only{accuracy}: no component of it is yours yet"
+        return say("partly", language, title=book.title, accuracy=accuracy, whose=whose)
+    return say("reference_only", language, title=book.title, accuracy=accuracy)
 
 
-def format_summary(books: list[Workbook]) -> str:
+def format_summary(books: list[Workbook], language: str = "en") -> str:
     """Per notebook, how many exercises are done; then whether notebook 09 trained the learner's own model."""
-    lines = ["By notebook:", *(f"  {notebook_line(book)}" for book in books)]
+    lines = [say("by_notebook", language), *(f"  {notebook_line(book, language)}" for book in books)]
     capstones = [b for b in books if b.own_model is not None or b.name.startswith(f"{CAPSTONE}_")]
     if capstones:
-        lines += ["", "Your own model:", *(f"  {own_model_line(book)}" for book in capstones)]
+        lines += ["", say("own_model", language), *(f"  {own_model_line(book, language)}" for book in capstones)]
     return "\n".join(lines)
 
 
-def format_report(books: list[Workbook]) -> str:
-    """What `course progress` prints: the table of every exercise, then the summary."""
-    return format_table([row for book in books for row in book.rows]) + "\n\n" + format_summary(books)
+def format_report(books: list[Workbook], language: str = "en") -> str:
+    """What `course progress` prints: the table of every exercise, then the summary (in English or Korean)."""
+    rows = [row for book in books for row in book.rows]
+    return format_table(rows, language) + "\n\n" + format_summary(books, language)

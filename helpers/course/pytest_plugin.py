@@ -56,6 +56,13 @@ KERNEL_MEMORY_LIMIT = 1 * 2**30
 FOREIGN_ENVIRONMENT_NOTEBOOK = "01_queries_keys_values.ipynb"
 FOREIGN_ENVIRONMENT = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "3"}
 
+#: The Korean edition's notebooks (notebooks/ko) that a bare run executes under strict nbval: one, to show
+#: that running a Korean notebook displays what it stores (its checks' ✅ ❌ ⏳ in Korean, from its setup
+#: on). The others are a fresh build of their English notebook, which the suite executes, with the same
+#: code (tests/test_translations.py): running them too would double the suite's time for nothing new.
+#: `pytest notebooks/ko/NN_name.ipynb` runs any of them.
+KOREAN_EXECUTED = ("04_softmax_and_attention.ipynb",)
+
 #: How the parametrize id of a test that is a job of its own begins.
 OWN_JOB = "job-"
 
@@ -83,6 +90,16 @@ def committed_seconds(root: Path) -> dict[str, float]:
     except (OSError, ValueError):
         return {}
     return {job: float(seconds) for job, seconds in table.items()} if isinstance(table, dict) else {}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave out the Korean notebooks but KOREAN_EXECUTED, unless named on the command line."""
+    if collection_path.suffix != ".ipynb" or collection_path.parent.name != "ko":
+        return None
+    if collection_path.name in KOREAN_EXECUTED:
+        return None
+    named = any(Path(arg.split("::")[0]).resolve() == collection_path.resolve() for arg in config.args)
+    return None if named else True
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -7,7 +7,7 @@ Korean cell must write before it uses the alias alone, as "층 정규화(LayerNo
 not a term). The table's Korean column is exactly the term, then "(*병기: gloss*)", then "(*풀이: explanation*)":
 no synonym, so "one Korean term per concept" holds. In a rejected variant, "NN" stands for any number ("NN장").
 Korean text is every markdown cell with Hangul in notebooks/ (the 정리 cells, and the Korean edition's
-cells when it exists).
+cells), and, for the rejected variants, the checks' Korean messages and README.ko.md.
 """
 
 from __future__ import annotations
@@ -53,9 +53,21 @@ def pattern(variant: str) -> re.Pattern[str]:
     return re.compile(re.escape(variant).replace("NN", r"\d+"))
 
 
+def other_korean() -> list[tuple[str, int, str]]:
+    """The rest of the Korean edition: the checks' messages (locale/ko/checks.po) and README.ko.md."""
+    import polib
+
+    found = [("README.ko.md", 0, (ROOT / "README.ko.md").read_text(encoding="utf-8"))]
+    checks = ROOT / "locale" / "ko" / "checks.po"
+    if checks.exists():
+        found += [("checks.po", i, e.msgstr) for i, e in enumerate(polib.pofile(str(checks))) if e.msgstr]
+    return found
+
+
 TABLE = glossary_table()
 KOREAN = korean_cells()
 IDS = [f"{nb} c{i}" for nb, i, _ in KOREAN]
+OTHER = other_korean()
 
 
 def test_the_data_file_is_well_formed():
@@ -98,7 +110,7 @@ def test_the_required_rejections_are_there():
         assert variant in rejected.get(term, []), f"{term} should reject {variant}"
 
 
-@pytest.mark.parametrize(("notebook", "index", "text"), KOREAN, ids=IDS)
+@pytest.mark.parametrize(("notebook", "index", "text"), KOREAN + OTHER, ids=IDS + [f"{n} e{i}" for n, i, _ in OTHER])
 def test_korean_text_uses_no_rejected_variant(notebook, index, text):
     found = [f"{m.group(0)!r} (write {entry['ko']!r})" for entry in GLOSSARY for variant in entry["rejected"]
              for m in pattern(variant).finditer(text)]

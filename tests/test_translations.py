@@ -20,8 +20,9 @@ from helpers.course.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUES = sorted(tr.catalogue_folder(ROOT).glob("[0-9][0-9]_*.po"))
-MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$", re.S)
-CODE = re.compile(r"`[^`\n]+`")
+FENCE = re.compile(r"```.*?```", re.S)
+MATH = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.S)  # inline math may wrap onto the next line
+CODE = re.compile(r"`[^`]+`")  # a code span may wrap onto the next line
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 HEADING = re.compile(r"^(#+) ", re.M)
@@ -35,13 +36,24 @@ def entries() -> list[tuple[str, polib.POEntry]]:
 def kept(english: str, korean: str) -> list[str]:
     """What `korean` lost or added of what a translation keeps; empty when all is kept."""
     problems = []
-    for name, pattern in (("formula", MATH), ("code", CODE), ("link", LINK)):
-        want, got = Counter(pattern.findall(english)), Counter(pattern.findall(korean))
+
+    def parts(text: str) -> dict[str, list[str]]:
+        """Code blocks, then code spans in the rest, then formulas and links in what is left."""
+        blocks = FENCE.findall(text)
+        text = FENCE.sub(" ", text)
+        spans = CODE.findall(text)
+        text = CODE.sub(" ", text)
+        return {"code block": blocks, "code": spans, "formula": MATH.findall(text), "link": LINK.findall(text)}
+
+    ours, theirs = parts(english), parts(korean)
+    for name in ours:
+        want = Counter(" ".join(s.split()) for s in ours[name])
+        got = Counter(" ".join(s.split()) for s in theirs[name])
         # Korean may add code (`helpers.setup(lang="ko")`, where the edition differs), never lose or change it.
         if set(want) - set(got) or (name != "code" and set(got) - set(want)):
             missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
             problems.append(f"{name}s differ: missing {missing[:3]}, added {extra[:3]}")
-    prose = lambda text: MATH.sub(" ", CODE.sub(" ", LINK.sub(" ", text)))  # noqa: E731
+    prose = lambda text: MATH.sub(" ", LINK.sub(" ", CODE.sub(" ", FENCE.sub(" ", text))))  # noqa: E731
     missing = set(NUMBER.findall(prose(english))) - set(NUMBER.findall(prose(korean)))
     if missing:
         problems.append(f"numbers missing: {sorted(missing)}")
@@ -113,4 +125,5 @@ def test_course_translations_reports_and_fails_while_incomplete(capsys: pytest.C
     out = capsys.readouterr().out
     assert "translated" in out and "untranslated" in out
     rows = tr.status(ROOT)
-    assert code == (0 if all(r.complete for r in rows) else 1)
+    texts, translated, _ = tr.checks_status(ROOT)
+    assert code == (0 if all(r.complete for r in rows) and translated == texts else 1)

@@ -120,10 +120,25 @@ def test_the_build_changes_only_prose_the_setup_call_and_the_checks_language(tmp
             assert len(a.outputs) == len(b.outputs)
 
 
-def test_course_translations_reports_and_fails_while_incomplete(capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_notebook_is_translated_and_built(capsys: pytest.CaptureFixture[str]) -> None:
+    """`course translations` exits 0: every English notebook has its Korean edition, translated and built."""
     code = main(["translations"])
     out = capsys.readouterr().out
-    assert "translated" in out and "untranslated" in out
-    rows = tr.status(ROOT)
-    texts, translated, _ = tr.checks_status(ROOT)
-    assert code == (0 if all(r.complete for r in rows) and translated == texts else 1)
+    assert code == 0, out
+
+
+def test_course_translations_fails_on_a_notebook_without_its_korean_edition(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "helpers").mkdir()
+    english = ROOT / "notebooks" / "01_queries_keys_values.ipynb"
+    (tmp_path / "notebooks" / english.name).write_text(english.read_text(encoding="utf-8"), encoding="utf-8")
+    rows = tr.status(tmp_path)
+    assert [(r.translated, r.built) for r in rows] == [(0, "missing")] and not rows[0].complete
+    tr.update_catalogue(tmp_path / "notebooks" / english.name, tr.catalogue_path(tmp_path, english))
+    po = polib.pofile(str(tr.catalogue_path(ROOT, english)))
+    po.save(str(tr.catalogue_path(tmp_path, english)))
+    tr.write_edition(tmp_path)
+    assert tr.status(tmp_path)[0].complete
+    built = tr.edition_folder(tmp_path) / english.name
+    built.write_text(built.read_text(encoding="utf-8").replace("쿼리", "질의", 1), encoding="utf-8")
+    assert tr.status(tmp_path)[0].built == "stale", "a Korean notebook edited by hand is not a fresh build"

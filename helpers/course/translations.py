@@ -22,6 +22,7 @@ import copy
 import difflib
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import nbformat
@@ -215,6 +216,7 @@ def checks_catalogue_path(root: Path) -> Path:
     return catalogue_folder(root) / "checks.po"
 
 
+@cache  # generating every check's cases takes seconds; they are the same for the whole process
 def check_texts() -> dict[str, str]:
     """Every text the checks can show that is written in their modules, as catalogue keys -> an example.
 

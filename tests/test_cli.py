@@ -329,3 +329,44 @@ def test_progress_command_prints_the_summary_below_the_table(tmp_path, capsys, m
     assert main(["progress", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [row["exercise"] for row in rows] == ["greedy_decode"], "--json stays one object per exercise"
+
+
+def test_open_in_korean_lands_on_the_korean_notebooks_with_jupyterlab_in_korean(run_main, tmp_path):
+    run = run_main("open", "--lang", "ko", "--dry-run", *(["--allow-root"] if AS_ROOT else []))
+    assert run.returncode == 0, run.stderr
+    assert "--LabApp.default_url=/lab/tree/notebooks/ko" in run.stdout
+    settings = Path(run.stdout.split("--LabApp.user_settings_dir=")[1].split()[0])
+    plugin = settings / "@jupyterlab" / "translation-extension" / "plugin.jupyterlab-settings"
+    assert json.loads(plugin.read_text(encoding="utf-8")) == {"locale": "ko_KR"}
+    assert "notebooks/ko" not in " ".join(open_command(ROOT)), "the English edition is the default"
+    import importlib.util
+
+    assert importlib.util.find_spec("jupyterlab_language_pack_ko_KR"), "the Korean language pack is installed"
+
+
+def test_korean_workbooks_are_blank_korean_notebooks(run_main, tmp_path):
+    out = tmp_path / "ko"
+    run = run_main("workbook", "--lang", "ko", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    books = sorted(out.glob("*.ipynb"))
+    assert [b.name for b in books] == [p.name for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))]
+    nb = nbformat.read(out / "04_softmax_and_attention.ipynb", as_version=4)
+    text = "".join(c.source for c in nb.cells)
+    assert 'helpers.setup(lang="ko")' in text and "## 학습 목표" in text
+    assert "### BEGIN SOLUTION" not in text and "raise NotImplementedError" in text
+
+
+def test_progress_reports_in_korean(run_main, tmp_path):
+    from helpers.course.progress import Row, Workbook, format_report
+
+    rows = [Row("04_softmax_and_attention.ipynb", "softmax", "passed"),
+            Row("04_softmax_and_attention.ipynb", "causal_mask", "failed",
+                "read the error: it names the line in your function that failed."),
+            Row("04_softmax_and_attention.ipynb", "padding_mask", "not attempted")]
+    report = format_report([Workbook("04_softmax_and_attention.ipynb", "04 Softmax", rows)], "ko")
+    assert report.splitlines()[0].split() == ["노트북", "연습", "문제", "상태", "힌트"]
+    assert "✅ 통과" in report and "❌ 실패" in report and "⏳ 아직 풀지 않음" in report
+    assert "read the error" not in report, "the hint comes from the checks' Korean catalogue"
+    assert "연습 문제 3개 중 1개를 통과했습니다." in report and "04 Softmax: 1/3 완료 ❌" in report
+    english = format_report([Workbook("04_softmax_and_attention.ipynb", "04 Softmax", rows)])
+    assert "1 of 3 exercises passed." in english and "read the error" in english

@@ -41,7 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "attention"
 #: A quick notebook with four exercises (and demonstrations of wrong answers, which must not cost
 #: points or break the run under the autograder). Each notebook more costs three more runs of it.
-NOTEBOOKS = ["04_softmax_and_attention"]
+NOTEBOOKS = ["04_softmax_and_attention", "ko/01_queries_keys_values"]
+#: The Korean edition's notebook: its checks speak Korean under the autograder too (its setup chose the language).
+KOREAN = "ko/01_queries_keys_values"
 #: The wrong exercise: the answer of the one-wrong submission, in place of the solution.
 WRONG_EXERCISE = "causal_mask"
 WRONG_ANSWER = "return torch.ones(n, n, dtype=torch.bool).triu()  # hides the past instead of the future"
@@ -56,6 +58,11 @@ c.CourseDirectory.db_url = {db!r}
 # A notebook's longest cell takes seconds on a CPU; nbgrader's default allows 30 s a cell.
 c.Execute.timeout = 300
 """
+
+
+def filename(name: str) -> str:
+    """A notebook's file in the assignment (flat: nbgrader's assignments hold files, not the course's folders)."""
+    return name.replace("/", "_") + ".ipynb"
 
 
 def points(exercise: str) -> int:
@@ -133,7 +140,7 @@ def graded(tmp_path_factory) -> dict[str, object]:
     source_dir = course / "source" / ASSIGNMENT
     source_dir.mkdir(parents=True)
     for name in NOTEBOOKS:
-        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", source_dir / f"{name}.ipynb")
+        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", source_dir / filename(name))
 
     with pytest.MonkeyPatch.context() as env:
         for name, value in nbgrader_env().items():
@@ -152,28 +159,28 @@ def graded_course(course: Path, db: str, source_dir: Path) -> dict[str, object]:
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
         for name in NOTEBOOKS:
-            release = nbformat.read(course / "release" / ASSIGNMENT / f"{name}.ipynb", as_version=4)
+            release = nbformat.read(course / "release" / ASSIGNMENT / filename(name), as_version=4)
             if student != "blank":
-                complete = nbformat.read(source_dir / f"{name}.ipynb", as_version=4)
+                complete = nbformat.read(source_dir / filename(name), as_version=4)
                 answered(release, complete, {WRONG_EXERCISE: WRONG_ANSWER} if student == "one_wrong" else {})
-            nbformat.write(release, folder / f"{name}.ipynb")
+            nbformat.write(release, folder / filename(name))
     log = "".join(succeeded(grader.autograde(ASSIGNMENT, student, force=True)) for student in STUDENTS)
     nbgrader(course, "export", "--to", str(course / "grades.csv"))  # the command, as an instructor exports
 
     exercises = {}
     for name in NOTEBOOKS:
-        nb = nbformat.read(source_dir / f"{name}.ipynb", as_version=4)
+        nb = nbformat.read(source_dir / filename(name), as_version=4)
         exercises[name] = [c.metadata.nbgrader.grade_id for c in nb.cells if is_solution_cell(c)]
     with Gradebook(db) as gb:
         scores = {s: (gb.find_submission(ASSIGNMENT, s).score, gb.find_submission(ASSIGNMENT, s).max_score)
                   for s in STUDENTS}
-        cells = {s: {f"check_{e}": gb.find_grade(f"check_{e}", n, ASSIGNMENT, s).score
+        cells = {s: {f"check_{e}": gb.find_grade(f"check_{e}", Path(filename(n)).stem, ASSIGNMENT, s).score
                      for n, names in exercises.items() for e in names} for s in STUDENTS}
     with open(course / "grades.csv", newline="", encoding="utf-8") as f:
         exported = {row["student_id"]: float(row["raw_score"]) for row in csv.DictReader(f)}
     return {"course": course, "scores": scores, "cells": cells, "exported": exported,
             "exercises": exercises, "log": log,
-            "autograded": {s: {n: nbformat.read(course / "autograded" / s / ASSIGNMENT / f"{n}.ipynb", as_version=4)
+            "autograded": {s: {n: nbformat.read(course / "autograded" / s / ASSIGNMENT / filename(n), as_version=4)
                                for n in NOTEBOOKS} for s in STUDENTS}}
 
 
@@ -221,4 +228,6 @@ def test_a_lost_point_shows_the_check_s_hint_and_nothing_else_fails(graded):
         blank = errors(nb)
         assert set(blank) == {f"check_{e}" for e in graded["exercises"][name]}, blank
         assert all(m.startswith("AssertionError: ⏳") for m in blank.values()), blank
+        if name == KOREAN:
+            assert all("아직 풀지 않음" in m for m in blank.values()), blank
 

@@ -340,8 +340,8 @@ def embed_hangul_font(page: str, characters: str | None = None, source: bytes | 
 
     `characters`: those to keep (default: the page's own Korean characters; none, nothing is
     added); `source`: a font already cut down (default: Noto Sans KR); `theme`: a style sheet
-    the page links to (reveal.js's theme), whose font stacks the page overrides too. A page's own
-    `font-family: sans-serif` stacks (the index page) name the family directly.
+    the page links to (reveal.js's theme), whose font stacks the page overrides too. Only the
+    stacks held in _FONT_VARIABLES get the font (the index page keeps its own in one of them).
     """
     characters = hangul_characters(page) if characters is None else characters
     if not characters:
@@ -489,7 +489,8 @@ def export_decks(
     using = exporter(lang)
     pages = [render_deck(nb, p.stem, p.parent, using) for p, nb in notebooks]  # all before any write
     # The 4.6 MB font is read once, cut to every deck's Korean characters; each deck's subset comes from that.
-    base = subset_font(hangul_characters("".join(pages)))
+    everything = hangul_characters("".join(pages))
+    base = subset_font(everything) if everything else None
     theme = (reveal / "dist" / "theme" / "white.css").read_text(encoding="utf-8")
     pages = [embed_hangul_font(page, source=base, theme=theme) for page in pages]
     created = next((f for f in (out.parent, out) if not f.exists()), None)  # removed again if writing fails

@@ -597,6 +597,9 @@ def test_hangul_renders_with_the_embedded_font_and_boxes_without_it(browser, kor
         pytest.skip("this machine has a Korean font, so a deck without its own draws Hangul too")
     problems = inspect_deck(context, log, bare).problems()
     assert len(problems) == 1 and "Hangul shows as empty boxes" in problems[0] and "'작은'" in problems[0], problems
+    # Pictures of the Korean slide, with and without the font, in tests/artifacts/slides/hangul/.
+    screenshot_slides(context, log, path, [4], ARTIFACTS / "hangul" / "with-font")
+    screenshot_slides(context, log, bare, [4], ARTIFACTS / "hangul" / "without-font")
 
 
 def test_speaker_view_shows_the_notes_offline(browser, tiny_deck):

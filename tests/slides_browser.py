@@ -223,12 +223,51 @@ window.courseInspect = async () => {
 INSPECT_SLIDES = INSPECT_SLIDES.replace("await inspect()", "await window.courseInspect()")
 
 
+# Hangul as the deck renders it, measured once per deck: the first Korean text (a course deck's 정리)
+# in the font the page gives it, two of its letters and a private-use code point (no font has one:
+# the missing-glyph box) drawn one by one on a canvas. Where no font has Hangul, every letter is
+# that same box: the two letters draw alike, and alike the box.
+HANGUL_PROBE = r"""
+async () => {
+  // The first Hangul text in the deck (its 정리, in a course deck), and the font it is set in.
+  const hangul = /[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]/g;
+  const walker = document.createTreeWalker(document.querySelector('.reveal .slides'), NodeFilter.SHOW_TEXT,
+      {acceptNode: node => node.parentElement.closest('script, style') ? NodeFilter.FILTER_REJECT
+        : (node.textContent.match(hangul) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_SKIP)});
+  const node = walker.nextNode();
+  if (!node) return null;
+  const letters = Array.from(new Set(node.textContent.match(hangul))).slice(0, 2);
+  const style = getComputedStyle(node.parentElement);
+  const font = `${style.fontStyle} ${style.fontWeight} 48px ${style.fontFamily}`;
+  const box = '\ue000';  // a private-use code point: no font has it, every font draws its missing-glyph box
+  await document.fonts.load(font, letters.join('') + box);
+  const canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 64;
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const draw = text => {
+    ctx.clearRect(0, 0, 64, 64); ctx.font = font; ctx.textBaseline = 'top'; ctx.fillText(text, 4, 4);
+    return Array.from(ctx.getImageData(0, 0, 64, 64).data).join(',');
+  };
+  const [first, second, missing] = [draw(letters[0]), draw(letters[1] || letters[0]), draw(box)];
+  return {
+    text: node.textContent.trim().slice(0, 30),
+    family: style.fontFamily,
+    letters: letters.join(''),
+    distinct: letters.length < 2 || first !== second,
+    notBox: first !== missing && second !== missing,
+    faces: Array.from(document.fonts).filter(f => f.status === 'loaded').map(f => f.family.replace(/"/g, '')),
+  };
+}"""
+
+
 @dataclass
 class DeckInspection:
     name: str
     slides: list[dict]
     math_errors: list[str]
     log: BrowserLog
+    #: HANGUL_PROBE's result: None for a deck without Korean text.
+    hangul: dict | None = None
 
     def where(self, number: int) -> str:
         """Slide `number` (1-based, as reveal.js counts) named for a reader: deck, number, position, first line."""
@@ -245,6 +284,9 @@ class DeckInspection:
         found += [f"{self.name}: a script failed: {error}" for error in self.log.page_errors]
         found += [f"{self.name}: could not load {url}" for url in self.log.failed_loads]
         found += [f"{self.name}: MathJax could not typeset: {error}" for error in self.math_errors]
+        if self.hangul and not (self.hangul["distinct"] and self.hangul["notBox"]):
+            found.append(f"{self.name}: Hangul shows as empty boxes (no font with Hangul): {self.hangul['letters']!r} "
+                         f"in {self.hangul['text']!r}, font-family {self.hangul['family']}")
         for number, s in enumerate(self.slides, start=1):
             where = self.where(number)
             if not s["present"] or s["height"] <= 0 or not (s["text"] or s["pictures"]):
@@ -295,9 +337,10 @@ def inspect_deck(
             page.screenshot(path=str(screenshots / f"slide-{i + 1:02d}.png"))
         slides += page.evaluate(INSPECT_SLIDES, [shots, count])  # the rest in one go
         math_errors = page.evaluate("() => window.courseSlides ? courseSlides.mathErrors : ['no MathJax hook']")
+        hangul = page.evaluate(HANGUL_PROBE)
         name = path.name.removesuffix(".slides.html")
         seen = BrowserLog(list(log.remote_requests), list(log.page_errors), list(log.failed_loads))
-        return DeckInspection(name=name, slides=slides, math_errors=list(math_errors), log=seen)
+        return DeckInspection(name=name, slides=slides, math_errors=list(math_errors), log=seen, hangul=hangul)
     finally:
         page.close()
 

@@ -20,7 +20,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from slides_browser import HOW_TO_INSTALL, chromium, find_chromium, inspect_deck, open_deck, screenshot_slides
 
-from helpers.course import slides
+from helpers.course import cli, slides
 from helpers.course.cli import main
 from helpers.course.notebooks import CourseError, notebook_paths, read_notebook
 
@@ -319,6 +319,127 @@ def test_markdown_images_beside_the_notebook_are_embedded(tmp_path):
     assert 'src="../secret.png"' in page and 'src="gone.png"' in page  # left alone: the browser test reports them
 
 
+# --- Hangul: a subset of Noto Sans KR embedded in every deck ------------------------------------
+
+KOREAN = "## 정리\n\n- 어텐션은 `Q = X W_Q`에서 시작합니다.\n- 한국어 슬라이드, Hanja 漢字, 「괄호」."
+
+
+def embedded_font(page: str):
+    """The Hangul font a page embeds, opened with fontTools, and its @font-face rule."""
+    from fontTools.ttLib import TTFont
+
+    rule = re.search(r"@font-face \{[^}]*\}", page.split('<style id="course-hangul-font">')[1]).group(0)
+    data = re.search(r"base64,([A-Za-z0-9+/=]+)", rule).group(1)
+    import base64
+    import io
+
+    return TTFont(io.BytesIO(base64.b64decode(data))), rule
+
+
+def test_the_hangul_font_comes_from_an_installed_package_under_the_open_font_license():
+    path = slides.hangul_font_path()
+    assert "site-packages" in str(path) or "dist-packages" in str(path), path
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(path, lazy=True)
+    assert "SIL Open Font License" in font["name"].getDebugName(13)  # its licence: embedding and subsetting allowed
+    assert font["OS/2"].fsType == 0, "installable embedding"
+
+
+def test_a_page_embeds_only_its_own_korean_characters_after_the_latin_fonts():
+    page = ("<html><head><style>:root { --r-main-font: Source Sans Pro, Helvetica, sans-serif; "
+            "--r-code-font: monospace; }</style></head><body><p>English — x², 정리 한국어 漢字 「」</p></body></html>")
+    embedded = slides.embed_hangul_font(page)
+    font, rule = embedded_font(embedded)
+    assert set(chr(c) for c in font.getBestCmap()) == set("정리한국어漢字「」"), "exactly the page's Korean characters"
+    assert "unicode-range: U+1100-11FF" in rule and "U+0000" not in rule and "U+0020" not in rule
+    assert f'data:font/{slides.font_flavor()};base64,' in rule
+    assert '--r-main-font: Source Sans Pro, Helvetica, "Course Hangul", sans-serif;' in embedded
+    assert '--r-code-font: monospace, "Course Hangul";' in embedded
+    assert not slides.remote_references(embedded)
+    english = "<html><head></head><body><p>English only — x²</p></body></html>"
+    assert slides.embed_hangul_font(english) == english, "no Korean character: nothing added"
+
+
+@pytest.mark.parametrize(("stack", "expected"), [
+    ("Source Sans Pro, Helvetica, sans-serif", 'Source Sans Pro, Helvetica, "Course Hangul", sans-serif'),
+    ("system-ui, -apple-system, 'Segoe UI', arial, sans-serif, 'Apple Color Emoji'",
+     "system-ui, -apple-system, 'Segoe UI', arial, \"Course Hangul\", sans-serif, 'Apple Color Emoji'"),
+    ("menlo, consolas, 'DejaVu Sans Mono', monospace",
+     "menlo, consolas, 'DejaVu Sans Mono', \"Course Hangul\", monospace"),
+    ("monospace", 'monospace, "Course Hangul"'),
+    ("Georgia", 'Georgia, "Course Hangul"'),
+])
+def test_the_hangul_font_goes_after_the_latin_fonts_of_a_stack(stack, expected):
+    assert slides.with_hangul(stack) == expected
+
+
+def test_course_decks_embed_their_korean_characters_and_stay_small(course_decks):
+    out, _ = course_decks
+    for name in DECKS:
+        page = (out / f"{name}.slides.html").read_text(encoding="utf-8")
+        font, rule = embedded_font(page)
+        assert set(chr(c) for c in font.getBestCmap()) == set(slides.hangul_characters(page)), name
+        assert "정리" in page and len(rule) < 80_000, f"{name}: the font takes {len(rule)} bytes"
+        # The theme's and JupyterLab's stacks all name the font (JupyterLab's variables are in the page).
+        for variable in slides._FONT_VARIABLES:
+            assert re.search(rf'{variable}: [^;]*"Course Hangul"', page), f"{name}: {variable}"
+
+
+# --- languages: --lang ko and the index page ---------------------------------------------------------
+
+
+def test_index_page_in_english_and_korean():
+    decks = [("00_tiny.slides.html", "00 · A <tiny> deck", 3)]
+    en, ko = slides.index_page(decks), slides.index_page(decks, "ko")
+    assert '<html lang="en">' in en and "<title>Attention, step by step: slides</title>" in en
+    assert '<a href="00_tiny.slides.html">00 · A &lt;tiny&gt; deck</a> <span>(3 slides)</span>' in en
+    assert "<kbd>S</kbd> speaker view" in en and "course-hangul-font" not in en, "no Hangul, no font"
+    assert '<html lang="ko">' in ko and "<title>Attention, step by step: 강의 슬라이드</title>" in ko
+    assert "<span>(슬라이드 3장)</span>" in ko and "<kbd>S</kbd> 발표자 화면" in ko and "다음" in ko
+    assert '--jp-content-font-family: sans-serif, "Course Hangul";' in ko, "the Korean index carries its font"
+    assert slides._GENERATOR_TAG.search(ko) and slides._GENERATOR_TAG.search(en)
+    with pytest.raises(CourseError, match="no slides in language 'fr': the languages are en, ko"):
+        slides.index_page(decks, "fr")
+
+
+@pytest.fixture
+def korean_course(course_folder, monkeypatch) -> Path:
+    """A course whose notebooks/ko/ holds a Korean copy of one notebook; `course` finds it as its root."""
+    root = course_folder.parent
+    nb = read_notebook(course_folder / "00_tiny.ipynb")
+    nb.cells[0].source = "# 00 · 작은 덱\n\n$x^2$ 수식이 있는 슬라이드입니다."
+    nb.cells.append(slide("slide", KOREAN))
+    nbformat.write(nb, write_notebook(course_folder / "ko", "00_tiny", []))
+    monkeypatch.setattr(cli, "course_root", lambda: root)
+    return root
+
+
+def test_cli_lang_ko_writes_korean_decks_into_slides_ko(korean_course, capsys):
+    assert main(["slides", "--lang", "ko"]) == 0
+    out = korean_course / "slides" / "ko"
+    assert sorted(p.name for p in out.iterdir()) == ["00_tiny.slides.html", "_assets", "index.html"]
+    deck = (out / "00_tiny.slides.html").read_text(encoding="utf-8")
+    assert '<html lang="ko">' in deck and "<title>00 · 작은 덱 slides</title>" in deck and "course-hangul-font" in deck
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "(슬라이드 4장)" in index and ">00 · 작은 덱</a>" in index
+    assert str(out / "index.html") in capsys.readouterr().out
+    assert main(["slides"]) == 0 and (korean_course / "slides" / "01_other.slides.html").is_file(), "en: the default"
+    assert '<html lang="en">' in (korean_course / "slides" / "00_tiny.slides.html").read_text(encoding="utf-8")
+
+
+def test_cli_lang_ko_without_notebooks_ko_is_one_line_and_writes_nothing(course_folder, monkeypatch, capsys):
+    root = course_folder.parent
+    monkeypatch.setattr(cli, "course_root", lambda: root)
+    before = sorted(root.rglob("*"))
+    assert main(["slides", "--lang", "ko"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no Korean edition to present" in err and "notebooks/ko" in err, err
+    assert sorted(root.rglob("*")) == before
+    with pytest.raises(SystemExit):
+        main(["slides", "--lang", "fr"])
+
+
 @pytest.fixture(scope="session")
 def course_decks(tmp_path_factory) -> tuple[Path, float]:
     """Every course notebook exported once, and how long the export took (seconds)."""
@@ -450,6 +571,37 @@ def test_a_solution_tagged_small_code_fits_where_the_same_code_overflows(browser
     assert inspection.overflowing() == [2], inspection.problems()
 
 
+def korean_font_installed() -> bool:
+    """Whether fontconfig knows a font with Korean (the browser would draw Hangul without the deck's own)."""
+    import shutil
+    import subprocess
+
+    fc_list = shutil.which("fc-list")
+    return fc_list is None or bool(subprocess.run([fc_list, ":lang=ko"], capture_output=True, text=True).stdout.strip())
+
+
+def test_hangul_renders_with_the_embedded_font_and_boxes_without_it(browser, korean_course, tmp_path):
+    """On a machine without a Korean font the check sees the boxes of a deck without the font (main's decks)."""
+    context, log = browser
+    assert main(["slides", "--lang", "ko"]) == 0
+    path = korean_course / "slides" / "ko" / "00_tiny.slides.html"
+    inspection = inspect_deck(context, log, path)
+    assert inspection.problems() == [], inspection.problems()
+    assert inspection.hangul["letters"] == "작은" and "Course Hangul" in inspection.hangul["family"]
+    assert "Course Hangul" in inspection.hangul["faces"], "the embedded font is loaded"
+    page = path.read_text(encoding="utf-8")
+    bare = tmp_path / path.name
+    bare.write_text(re.sub(r'<style id="course-hangul-font">.*?</style>', "", page, flags=re.S), encoding="utf-8")
+    (tmp_path / slides.ASSETS).symlink_to(path.parent / slides.ASSETS)
+    if korean_font_installed():
+        pytest.skip("this machine has a Korean font, so a deck without its own draws Hangul too")
+    problems = inspect_deck(context, log, bare).problems()
+    assert len(problems) == 1 and "Hangul shows as empty boxes" in problems[0] and "'작은'" in problems[0], problems
+    # Pictures of the Korean slide, with and without the font, in tests/artifacts/slides/hangul/.
+    screenshot_slides(context, log, path, [4], ARTIFACTS / "hangul" / "with-font")
+    screenshot_slides(context, log, bare, [4], ARTIFACTS / "hangul" / "without-font")
+
+
 def test_speaker_view_shows_the_notes_offline(browser, tiny_deck):
     context, log = browser
     log.clear()
@@ -490,6 +642,7 @@ def test_every_slide_renders_fits_and_is_typeset(browser, course_decks, name):
     inspection = inspect_course_deck(browser, course_decks, name)
     assert len(inspection.slides) == slides.count_slides(read_notebook(NOTEBOOKS / f"{name}.ipynb"))
     assert (ARTIFACTS / name / "slide-01.png").is_file()
+    assert inspection.hangul, f"{name}: no Korean text found (every deck ends with its 정리)"
     problems = inspection.problems()
     if inspection.overflowing():  # a picture of each overflowing slide, to see what to split
         context, log = browser

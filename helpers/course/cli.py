@@ -5,7 +5,7 @@
     course workbook [--out DIR] blank student workbooks (default: workbooks/)
     course progress [DIR]       run the workbooks and tabulate every exercise (--json for scripts)
     course execute NOTEBOOK...  (for authors) run notebooks in place and store their outputs
-    course slides [NN ...] [--out DIR]  reveal.js slide decks that work offline (default: slides/)
+    course slides [NN ...] [--out DIR] [--lang ko]  reveal.js slide decks that work offline (default: slides/)
     course bench [--quick]      our attention and Transformer against PyTorch's: one table of ratios
     course translations [--update] [--build]  the Korean edition: what is translated, fuzzy, built
 """
@@ -145,11 +145,16 @@ def cmd_execute(args: argparse.Namespace) -> int:
 
 
 def cmd_slides(args: argparse.Namespace) -> int:
-    from helpers.course.slides import export_decks
+    from helpers.course.slides import LANGUAGES, export_decks
 
     root = course_root()
-    out = Path(args.out) if args.out else root / "slides"
-    report = export_decks(root / "notebooks", out, args.numbers)
+    edition = LANGUAGES[args.lang]  # "" for English: notebooks/ and slides/; "ko": notebooks/ko/ and slides/ko/
+    folder = root / "notebooks" / edition
+    if not folder.is_dir():
+        raise CourseError(f"no Korean edition to present: {folder} does not exist (it is built from the English "
+                          "notebooks and locale/ko/)")
+    out = Path(args.out) if args.out else root / "slides" / edition
+    report = export_decks(folder, out, args.numbers, lang=args.lang, make_parent=not args.out)
     for deck in report.decks:
         print(f"wrote {deck.path} ({deck.slides} slides)")
     print(f"open {report.index} in a browser (no network needed); in a deck press S for the speaker view")
@@ -223,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("slides", help="export reveal.js slide decks that work with no network")
     p.add_argument("numbers", nargs="*", metavar="NN", help="notebook numbers, e.g. 03 or 3 (default: all)")
-    p.add_argument("--out", default=None, help="folder for the decks (default: slides/ in the course)")
+    p.add_argument("--out", default=None, help="folder for the decks (default: slides/, or slides/ko/ for ko)")
+    p.add_argument("--lang", choices=["en", "ko"], default="en",
+                   help="en: the notebooks in notebooks/ (default); ko: the Korean edition in notebooks/ko/")
     p.set_defaults(func=cmd_slides)
     p = sub.add_parser("bench", help="measure the course's code against PyTorch's: one table of ratios")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds; not for reporting)")

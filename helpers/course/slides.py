@@ -6,10 +6,16 @@ time from two installed PyPI packages (never from the repository, never from the
 
 - reveal.js (its script, style, the white theme with its fonts, the speaker-notes plugin)
   from ``sphinx-revealjs``, which ships reveal.js's own distribution files;
-- MathJax 2 (TeX input, SVG output: no web fonts to load) from ``jupyter-server-mathjax``.
+- MathJax 2 (TeX input, SVG output: no web fonts to load) from ``jupyter-server-mathjax``;
+- Noto Sans KR (SIL Open Font License 1.1, which allows embedding) from ``pylopdf-fonts-ko``, for
+  Hangul: every deck (the English ones too: their 정리) embeds it, subset to the Korean characters
+  that deck uses, as a base64 WOFF2 (WOFF without ``brotli``) in an ``@font-face`` placed after the
+  Latin fonts in every font stack, so Hangul renders on a machine with no Korean font and English
+  text is unchanged (``embed_hangul_font``).
 
 The output folder holds ``NN_name.slides.html`` per notebook, ``index.html`` (links to the
-decks) and ``_assets/`` (reveal.js and MathJax). Copy the folder anywhere: it is self-contained.
+decks, from ``slides_index.html.j2``, in English or Korean) and ``_assets/`` (reveal.js and
+MathJax). Copy the folder anywhere: it is self-contained.
 Files the command did not write are never overwritten.
 
 Two things differ from nbconvert's defaults, so that a deck shows what JupyterLab shows:
@@ -32,6 +38,7 @@ import copy
 import html
 import importlib.metadata
 import importlib.util
+import io
 import mimetypes
 import os
 import re
@@ -41,6 +48,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
+from markupsafe import Markup
 from nbformat import NotebookNode
 
 from helpers.course.files import default_mode, write_text
@@ -71,6 +80,25 @@ INDEX = "index.html"
 # Where the assets come from: (PyPI distribution, import package, folder inside the package).
 REVEAL_SOURCE = ("sphinx-revealjs", "sphinx_revealjs", "_static/revealjs")
 MATHJAX_SOURCE = ("jupyter-server-mathjax", "jupyter_server_mathjax", "static")
+HANGUL_SOURCE = ("pylopdf-fonts-ko", "pylopdf_fonts_ko", ".")
+HANGUL_FILE = "NotoSansKR-Regular.otf"
+
+#: The family name decks give the embedded Hangul font (a subset of Noto Sans KR).
+HANGUL_FAMILY = "Course Hangul"
+#: The Korean blocks the embedded font covers (its @font-face unicode-range): Hangul Jamo, CJK symbols
+#: and punctuation, Hangul compatibility Jamo, CJK ideographs (Hanja), Jamo extended A, Hangul
+#: syllables and Jamo extended B, halfwidth and fullwidth forms. Every other character keeps its font.
+HANGUL_RANGES = ((0x1100, 0x11FF), (0x3000, 0x303F), (0x3130, 0x318F), (0x4E00, 0x9FFF), (0xA960, 0xA97F),
+                 (0xAC00, 0xD7FF), (0xFF00, 0xFFEF))
+_HANGUL_CHARACTER = re.compile("[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in HANGUL_RANGES) + "]")
+# The font stacks of a deck (reveal.js's theme, JupyterLab's style): the Hangul font goes after their
+# Latin fonts, before the generic family that ends them.
+_FONT_VARIABLES = ("--r-main-font", "--r-heading-font", "--r-code-font", "--jp-ui-font-family",
+                   "--jp-content-font-family", "--jp-code-font-family-default")
+_GENERIC_FAMILIES = ("sans-serif", "serif", "monospace", "cursive", "fantasy", "emoji", "math")
+
+#: The languages of the decks: where their notebooks are (under notebooks/) and their default output folder.
+LANGUAGES = {"en": "", "ko": "ko"}
 
 # The reveal.js files a deck uses (relative to reveal.js's root).
 REVEAL_FILES = (
@@ -102,6 +130,8 @@ _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 # The page template: nbconvert's reveal template, minus everything it loads from CDNs
 # (jQuery, RequireJS, Mermaid, MathJax, reveal.js), plus the course's slide style.
 TEMPLATE = (Path(__file__).parent / "slides_template.html.j2").read_text(encoding="utf-8")
+#: The index page's template, in every language of LANGUAGES.
+INDEX_TEMPLATE = (Path(__file__).parent / "slides_index.html.j2").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -147,11 +177,14 @@ def _written_by_us(path: Path) -> bool:
         return False
 
 
-def prepare_out(out: Path, names: Iterable[str]) -> None:
-    """Check `out` before anything is written: a folder (or one its parent can hold), writable,
-    with no file of another origin where a deck, the index or the assets would go."""
+def prepare_out(out: Path, names: Iterable[str], make_parent: bool = False) -> None:
+    """Check `out` before anything is written: a folder (or one its parent can hold, or whose parent
+    export may make, with `make_parent`), writable, with no file of another origin where a deck,
+    the index or the assets would go."""
     if out.exists() and not out.is_dir():
         raise CourseError(f"{out} is a file, not a folder: give --out a folder")
+    if make_parent and not out.parent.exists() and out.parent.parent.is_dir():
+        return  # slides/ko/ in a course without slides/ yet
     if not out.exists():
         if not out.parent.is_dir():
             raise CourseError(f"cannot create {out}: its parent folder {out.parent} does not exist")
@@ -236,6 +269,94 @@ def copy_assets(out: Path) -> Path:
     return assets
 
 
+# --- Hangul: a subset of Noto Sans KR in every deck ----------------------------------------------
+
+
+def hangul_font_path() -> Path:
+    """Noto Sans KR in the installed package pylopdf-fonts-ko."""
+    path = package_folder(*HANGUL_SOURCE) / HANGUL_FILE
+    if not path.is_file():
+        raise CourseError(f"no {HANGUL_FILE} in {path.parent}: reinstall {HANGUL_SOURCE[0]} (`pip install -e .`)")
+    return path
+
+
+def hangul_characters(text: str) -> str:
+    """The distinct characters of `text` in the Korean blocks (HANGUL_RANGES), sorted."""
+    return "".join(sorted(set(_HANGUL_CHARACTER.findall(text))))
+
+
+def font_flavor() -> str:
+    """WOFF2 where Brotli (its compression) is installed, else WOFF (zlib, always there)."""
+    return "woff2" if importlib.util.find_spec("brotli") else "woff"
+
+
+def subset_font(characters: str, source: bytes | Path | None = None, flavor: str | None = None) -> bytes:
+    """The font `source` (default: Noto Sans KR) cut down to `characters`, as `flavor` (None: OpenType)."""
+    from fontTools import subset
+
+    options = subset.Options()
+    options.flavor = flavor
+    font = subset.load_font(io.BytesIO(source) if isinstance(source, bytes) else str(source or hangul_font_path()),
+                            options)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=[ord(c) for c in characters])
+    subsetter.subset(font)
+    out = io.BytesIO()
+    subset.save_font(font, out, options)
+    return out.getvalue()
+
+
+def hangul_font_face(characters: str, source: bytes | None = None) -> str:
+    """An @font-face rule of HANGUL_FAMILY holding `characters` only, base64 inside (nothing to load)."""
+    flavor = font_flavor()
+    data = base64.b64encode(subset_font(characters, source, flavor)).decode("ascii")
+    ranges = ", ".join(f"U+{a:04X}-{b:04X}" for a, b in HANGUL_RANGES)
+    return (f'@font-face {{ font-family: "{HANGUL_FAMILY}"; font-style: normal; font-weight: 400; '
+            f'src: url(data:font/{flavor};base64,{data}) format("{flavor}"); unicode-range: {ranges}; }}')
+
+
+def with_hangul(stack: str) -> str:
+    """A CSS font stack with HANGUL_FAMILY after its Latin fonts: before its first generic family
+    after its first font (``monospace`` gives ``monospace, "Course Hangul"``)."""
+    families = [f.strip() for f in stack.split(",") if f.strip()]
+    generic = next((i for i, f in enumerate(families) if i and f.strip("'\"").lower() in _GENERIC_FAMILIES),
+                   len(families))
+    return ", ".join([*families[:generic], f'"{HANGUL_FAMILY}"', *families[generic:]])
+
+
+def _font_stacks(css: str) -> dict[str, str]:
+    """The first value of each of _FONT_VARIABLES that `css` defines."""
+    found = {}
+    for name in _FONT_VARIABLES:
+        match = re.search(rf"{re.escape(name)}\s*:\s*([^;{{}}]+);", css)
+        if match:
+            found[name] = " ".join(match.group(1).split())
+    return found
+
+
+def embed_hangul_font(page: str, characters: str | None = None, source: bytes | None = None,
+                      theme: str = "") -> str:
+    """`page` with a subset of the Hangul font embedded and put into its font stacks.
+
+    `characters`: those to keep (default: the page's own Korean characters; none, nothing is
+    added); `source`: a font already cut down (default: Noto Sans KR); `theme`: a style sheet
+    the page links to (reveal.js's theme), whose font stacks the page overrides too. Only the
+    stacks held in _FONT_VARIABLES get the font (the index page keeps its own in one of them).
+    """
+    characters = hangul_characters(page) if characters is None else characters
+    if not characters:
+        return page
+    stacks = {**_font_stacks(theme), **_font_stacks(page)}
+    # :root:root outranks the :root rules of the page and of the theme, wherever they come in the page.
+    overrides = "".join(f"\n  {name}: {with_hangul(stack)};" for name, stack in stacks.items())
+    style = (f'<style id="course-hangul-font">\n{hangul_font_face(characters, source)}\n'
+             f":root:root {{{overrides}\n}}\n</style>\n")
+    head_end = page.lower().rfind("</head>")
+    if head_end < 0:
+        raise CourseError("a page without </head>: nowhere to put the Hangul font")
+    return page[:head_end] + style + page[head_end:]
+
+
 # --- exporting ------------------------------------------------------------------------------------
 
 
@@ -248,8 +369,8 @@ def count_slides(nb: NotebookNode) -> int:
     return 1 + sum(1 for t in types[visible[0] + 1 :] if t in ("slide", "subslide"))
 
 
-def exporter():  # -> nbconvert.SlidesExporter
-    """nbconvert's reveal.js exporter, set up for decks that load only files beside them."""
+def exporter(lang: str = "en"):  # -> nbconvert.SlidesExporter
+    """nbconvert's reveal.js exporter, set up for decks that load only files beside them (<html lang=`lang`>)."""
     from nbconvert import SlidesExporter
     from traitlets.config import Config
 
@@ -274,6 +395,7 @@ def exporter():  # -> nbconvert.SlidesExporter
         embed_images=False,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
+        language_code=lang,
     )
 
 
@@ -331,34 +453,14 @@ def remote_references(text: str) -> list[str]:
     return sorted(set(_REMOTE_REFERENCE.findall(text)))
 
 
-def index_page(decks: Sequence[tuple[str, str, int]]) -> str:
-    """A page linking every deck: (file name, title, number of slides)."""
-    items = "\n".join(
-        f'<li><a href="{html.escape(f)}">{html.escape(title)}</a> <span>({n} slides)</span></li>'
-        for f, title, n in decks
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-{GENERATOR}
-<title>Attention, step by step: slides</title>
-<style>
-body {{ font-family: sans-serif; max-width: 48em; margin: 2em auto; font-size: 20px; line-height: 1.5; }}
-span {{ color: #666; }}
-kbd {{ border: 1px solid #999; border-radius: 3px; padding: 0 0.3em; }}
-</style>
-</head>
-<body>
-<h1>Attention, step by step: slides</h1>
-<ul>
-{items}
-</ul>
-<p><kbd>→</kbd>/<kbd>Space</kbd> next, <kbd>←</kbd> back, <kbd>S</kbd> speaker view with notes,
-<kbd>F</kbd> full screen, <kbd>Esc</kbd> overview, <kbd>B</kbd> black screen.</p>
-</body>
-</html>
-"""
+def index_page(decks: Sequence[tuple[str, str, int]], lang: str = "en") -> str:
+    """A page linking every deck, in `lang` (slides_index.html.j2): (file name, title, number of slides)."""
+    if lang not in LANGUAGES:
+        raise CourseError(f"no slides in language {lang!r}: the languages are {', '.join(LANGUAGES)}")
+    template = jinja2.Environment(autoescape=True, keep_trailing_newline=True).from_string(INDEX_TEMPLATE)
+    page = template.render(lang=lang, generator=Markup(GENERATOR),
+                           decks=[{"file": f, "title": title, "slides": n} for f, title, n in decks])
+    return embed_hangul_font(page)
 
 
 def deck_title(nb: NotebookNode, fallback: str) -> str:
@@ -371,27 +473,37 @@ def deck_title(nb: NotebookNode, fallback: str) -> str:
     return fallback
 
 
-def export_decks(folder: Path, out: Path, numbers: Sequence[str] = ()) -> Report:
-    """Export the chosen notebooks of `folder` as decks in `out`; checks everything before writing."""
+def export_decks(
+    folder: Path, out: Path, numbers: Sequence[str] = (), lang: str = "en", make_parent: bool = False
+) -> Report:
+    """Export the chosen notebooks of `folder` (in language `lang`) as decks in `out` (and `out`'s
+    parent folder, with `make_parent`); checks everything before writing."""
+    if lang not in LANGUAGES:
+        raise CourseError(f"no slides in language {lang!r}: the languages are {', '.join(LANGUAGES)}")
     paths = select_notebooks(folder, numbers)
     names = [p.stem + DECK_SUFFIX for p in paths]
-    prepare_out(out, names)
-    asset_sources()  # a missing package is reported before anything is written
+    prepare_out(out, names, make_parent)
+    reveal, _ = asset_sources()  # a missing package is reported before anything is written
+    hangul_font_path()
     notebooks = [(p, read_notebook(p)) for p in paths]
-    using = exporter()
-    pages = [(p, nb, render_deck(nb, p.stem, p.parent, using)) for p, nb in notebooks]  # all before any write
-    created = not out.exists()
+    using = exporter(lang)
+    pages = [render_deck(nb, p.stem, p.parent, using) for p, nb in notebooks]  # all before any write
+    # The 4.6 MB font is read once, cut to every deck's Korean characters; each deck's subset comes from that.
+    everything = hangul_characters("".join(pages))
+    base = subset_font(everything) if everything else None
+    theme = (reveal / "dist" / "theme" / "white.css").read_text(encoding="utf-8")
+    pages = [embed_hangul_font(page, source=base, theme=theme) for page in pages]
+    created = next((f for f in (out.parent, out) if not f.exists()), None)  # removed again if writing fails
     try:
-        if created:
-            out.mkdir()
+        out.mkdir(parents=make_parent, exist_ok=True)
         copy_assets(out)
         report = Report(out=out)
-        for (path, nb, page), name in zip(pages, names):
+        for (path, nb), page, name in zip(notebooks, pages, names):
             write_text(out / name, page)
             report.decks.append(Deck(number=path.name[:2], path=out / name, slides=count_slides(nb)))
     except OSError as exc:
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
         raise CourseError(f"cannot write to {out}: {exc.strerror or exc}") from None
     listed = []
     for page in sorted(out.glob("*" + DECK_SUFFIX)):
@@ -401,5 +513,5 @@ def export_decks(folder: Path, out: Path, numbers: Sequence[str] = ()) -> Report
             title = deck_title(nb, page.stem) if nb else page.stem
             listed.append((page.name, title, count_slides(nb) if nb else 0))
     report.index = out / INDEX
-    write_text(report.index, index_page(listed))
+    write_text(report.index, index_page(listed, lang))
     return report

@@ -142,3 +142,37 @@ def test_course_translations_fails_on_a_notebook_without_its_korean_edition(tmp_
     built = tr.edition_folder(tmp_path) / english.name
     built.write_text(built.read_text(encoding="utf-8").replace("쿼리", "질의", 1), encoding="utf-8")
     assert tr.status(tmp_path)[0].built == "stale", "a Korean notebook edited by hand is not a fresh build"
+
+
+def stray_stars(text: str) -> int:
+    """How many `*` a CommonMark renderer leaves as text, outside code: emphasis it could not pair.
+
+    Formulas become `@@0@@` first, as JupyterLab does before it renders markdown, so "**$x$**는" fails here
+    as it does there: a closing `**` right after punctuation must be followed by a space or punctuation,
+    which a Korean particle is not ("**인과 마스크(룩어헤드 마스크)**라고" shows its asterisks).
+    """
+    from markdown_it import MarkdownIt
+
+    page = MarkdownIt("commonmark").render(MATH.sub("@@0@@", text))
+    page = re.sub(r"<code>.*?</code>|<pre>.*?</pre>", " ", page, flags=re.S)
+    return page.count("*")
+
+
+PAIRS = {p.name: (tr.read_notebook(ROOT / "notebooks" / p.name), tr.read_notebook(p))
+         for p in sorted(tr.edition_folder(ROOT).glob("[0-9][0-9]_*.ipynb"))}
+EDITION = [(name, i) for name, (_, ko) in PAIRS.items() for i, c in enumerate(ko.cells) if c.cell_type == "markdown"]
+
+
+@pytest.mark.parametrize(("name", "index"), EDITION, ids=[f"{n} c{i}" for n, i in EDITION])
+def test_korean_bold_and_italics_render(name: str, index: int) -> None:
+    english, korean = (nb.cells[index].source for nb in PAIRS[name])
+    allowed = 0 if tr.HANGUL.search(english) else stray_stars(english)  # a 정리 is Korean in both editions
+    assert stray_stars(korean) <= allowed, (
+        f"{name} c{index}: bold or italics that will show their asterisks (put the particle inside, or rephrase)")
+
+
+def test_the_emphasis_rule_catches_a_particle_after_punctuation() -> None:
+    for broken in ("이것을 **인과 마스크(룩어헤드 마스크)**라고 합니다.", "값은 **(B, n)**입니다.",
+                   "**`x`**는", "**$x$**는"):
+        assert stray_stars(broken), broken
+    assert not stray_stars("이것을 **인과 마스크**라고 합니다. *기울기*는 `x**2`와 $a*b$입니다.\n\n- **목표**: 하나")

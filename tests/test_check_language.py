@@ -86,3 +86,11 @@ def test_every_pattern_matches_what_core_composes() -> None:
     assert failure is not None
     assert language.keys(f"On a case: {failure.summary}.") == [
         "On {case}: {what}.", "a case", "{what} has shape {raw_shape}, expected {raw_expected}", "the output"]
+
+
+def test_a_case_whose_name_holds_a_colon_is_still_cut_right(korean: dict[str, str]) -> None:
+    korean["a batch of {0} sentences: X of shape {1}"] = "문장 {0}개의 배치: 형태가 {1}인 X"
+    korean["your function raised {raw_error}"] = "함수에서 예외가 발생했습니다: {raw_error}"
+    english = "On a batch of 2 sentences: X of shape (2, 5): your function raised ZeroDivisionError: division by zero."
+    assert language.translate(english, "ko") == (
+        "문장 2개의 배치: 형태가 (2, 5)인 X에서: 함수에서 예외가 발생했습니다: ZeroDivisionError: division by zero.")

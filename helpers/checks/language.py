@@ -14,7 +14,7 @@ own. Text the catalogue does not know is shown in English.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -93,26 +93,58 @@ def slotted(text: str) -> tuple[str, list[str]]:
     return SLOT.sub(slot, text), parts
 
 
-def _pattern(template: str) -> re.Pattern[str]:
+@cache
+def _pattern(template: str, shortest: int = 1) -> re.Pattern[str]:
+    """`template` as a regex; its first slot at least `shortest` characters long."""
     pieces = re.split(r"\{(\w+)\}", template)
-    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(pieces))
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.{{{shortest if i == 1 else 1},}}?)"
+                    for i, p in enumerate(pieces))
     return re.compile(regex + r"\Z", re.S)
 
 
-_PATTERNS = [(template, _pattern(template)) for template in PATTERNS]
+def _matches(template: str, text: str) -> Iterator[dict[str, str]]:
+    """Every way `text` fits `template`, the first slot shortest first: a case's name may hold ": " too."""
+    match = _pattern(template).match(text)
+    while match:
+        yield match.groupdict()
+        first = next(iter(match.groupdict()))
+        match = _pattern(template, len(match.group(first)) + 1).match(text)
 
 
 def keys(text: str) -> list[str]:
     """The catalogue entries that translate `text`: its pattern and its parts' keys, or its own key."""
-    for template, pattern in _PATTERNS:
-        match = pattern.match(text)
-        if match:
+    for template in PATTERNS:
+        for parts in _matches(template, text):
             found = [template]
-            for name, part in match.groupdict().items():
+            for name, part in parts.items():
                 if not name.startswith("raw"):
                     found += keys(part)
             return found
     return [slotted(text)[0]] if text else []
+
+
+def _translate(text: str, known: Mapping[str, str]) -> tuple[str, bool]:
+    """`text` translated as far as `known` allows, and whether every part of it was."""
+    first: tuple[str, bool] | None = None
+    for template in PATTERNS:
+        for parts in _matches(template, text):
+            translated, whole = known.get(template, template), template in known
+            for name, part in parts.items():
+                if name.startswith("raw"):
+                    translated = translated.replace("{" + name + "}", part)
+                else:
+                    inner, done = _translate(part, known)
+                    translated, whole = translated.replace("{" + name + "}", inner), whole and done
+            if whole:
+                return translated, True
+            first = first or (translated, False)
+        if first:
+            return first
+    key, parts = slotted(text)
+    translated = known.get(key, key)
+    for i, part in enumerate(parts):
+        translated = translated.replace("{" + str(i) + "}", part)
+    return translated, key in known
 
 
 def translate(text: str, language: str | None = None) -> str:
@@ -120,20 +152,7 @@ def translate(text: str, language: str | None = None) -> str:
     language = language or current_language()
     if language == "en" or not text:
         return text
-    known = catalogue(language)
-    for template, pattern in _PATTERNS:
-        match = pattern.match(text)
-        if match:
-            translated = known.get(template, template)
-            for name, part in match.groupdict().items():
-                translated = translated.replace("{" + name + "}", part if name.startswith("raw") else
-                                                translate(part, language))
-            return translated
-    key, parts = slotted(text)
-    translated = known.get(key, key)
-    for i, part in enumerate(parts):
-        translated = translated.replace("{" + str(i) + "}", part)
-    return translated
+    return _translate(text, catalogue(language))[0]
 
 
 def word(text: str, language: str) -> str:

@@ -88,6 +88,8 @@ HANGUL_FAMILY = "Course Hangul"
 #: The Korean blocks the embedded font covers (its @font-face unicode-range): Hangul Jamo, CJK symbols
 #: and punctuation, Hangul compatibility Jamo, CJK ideographs (Hanja), Jamo extended A, Hangul
 #: syllables and Jamo extended B, halfwidth and fullwidth forms. Every other character keeps its font.
+#: Line metrics the Hangul font is given (CSS @font-face overrides): those of the decks' Latin sans fonts.
+HANGUL_ASCENT, HANGUL_DESCENT = "93%", "24%"
 HANGUL_RANGES = ((0x1100, 0x11FF), (0x3000, 0x303F), (0x3130, 0x318F), (0x4E00, 0x9FFF), (0xA960, 0xA97F),
                  (0xAC00, 0xD7FF), (0xFF00, 0xFFEF))
 _HANGUL_CHARACTER = re.compile("[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in HANGUL_RANGES) + "]")
@@ -312,7 +314,10 @@ def hangul_font_face(characters: str, source: bytes | None = None) -> str:
     data = base64.b64encode(subset_font(characters, source, flavor)).decode("ascii")
     ranges = ", ".join(f"U+{a:04X}-{b:04X}" for a, b in HANGUL_RANGES)
     return (f'@font-face {{ font-family: "{HANGUL_FAMILY}"; font-style: normal; font-weight: 400; '
-            f'src: url(data:font/{flavor};base64,{data}) format("{flavor}"); unicode-range: {ranges}; }}')
+            f'src: url(data:font/{flavor};base64,{data}) format("{flavor}"); unicode-range: {ranges}; '
+            # Noto Sans KR's own ascent and descent (1.16 and 0.29 em) would make every line holding Hangul
+            # taller than the same line in the Latin font, and Korean slides overflow where English ones fit.
+            f'ascent-override: {HANGUL_ASCENT}; descent-override: {HANGUL_DESCENT}; line-gap-override: 0%; }}')
 
 
 def with_hangul(stack: str) -> str:

@@ -29,7 +29,7 @@ from helpers.tokenizer import (
 SOLUTION_FRAGMENTS: dict[str, list[str]] = {
     "pair_counts": ["zip(ids, ids[1:])", "counts.get(pair, 0) + 1"],
     "merge": ["i += 2", "ids[i + 1] == pair[1]"],
-    "train_merges": ["(-counts[pair], pair)", "256 + k"],
+    "train_merges": ["(-counts[pair], pair)", "merge(ids, pair, 256 + k)"],
     "BPETokenizer": ['b"".join(', "ranks.get(", 'decode("utf-8", errors="replace")'],
 }
 

@@ -26,6 +26,7 @@ in course order, so a reader finds the code where the notebook introduced it.
     11  helpers.sampling      greedy, temperature, top-k, top-p (nucleus), beam search, with the KV cache
     12  helpers.modern        RoPE, RMSNorm, SwiGLU, grouped-query attention, the Llama-style model (from_hf)
     12  helpers.latent        multi-head latent attention (DeepSeek-V2/V3, from_hf), its latent cache, absorbed form
+    14  helpers.interpret     attention maps by hooks, pattern and induction scores, ablation before W_O, induction task
     00+ helpers.checks        the exercise checks, one `check_<name>` per exercise
 
 The **tooling wing**, `helpers.course`, is the machinery of the `course` command (finding and

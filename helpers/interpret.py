@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from helpers.attention import MultiHeadAttention, causal_mask
+from helpers.corpus import Corpus
 from helpers.gpt import GPT, GPTConfig, causal_lm_loss, train_lm
 from helpers.tensors import format_shape, require_tensor
 from helpers.training import warmup_linear_decay
@@ -262,7 +263,7 @@ def ablate_head(attention: MultiHeadAttention, head: int) -> RemovableHandle:
     """
     if not 0 <= head < attention.num_heads:
         raise ValueError(f"head must be in 0 … {attention.num_heads - 1}, got {head}")
-    d_head = attention.d_model // attention.num_heads
+    d_head = attention.W_o.in_features // attention.num_heads  # W_O's input: the h heads side by side
 
     def zero_head(_module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         merged = args[0].clone()
@@ -306,20 +307,22 @@ def ablation_table(model: nn.Module, tokens: Tensor) -> Tensor:
 # ---- notebook 11's GPT, trained again ---------------------------------------------------------------------------
 
 
-def train_grammar_gpt(corpus: object, seq_len: int = 32, steps: int = 300, seed: int = 0,
-                      attention: type | None = None) -> tuple[GPT, float]:
+def train_grammar_gpt(corpus: Corpus, attention: type | None = None, seq_len: int = 32, steps: int = 300,
+                      seed: int = 0) -> tuple[GPT, float]:
     """Notebook 11's GPT (2 blocks, width 64, 4 heads) trained with its seed and budget; returns it and its loss.
 
-    300 steps of 32 fresh rows, lr 4e-3 with 30 warm-up steps, validation on 256 rows of seed 1.
-    `attention`: a class to use instead of `MultiHeadAttention` (the learner's own, same signature).
+    300 steps of 32 fresh rows, lr 4e-3 with 30 warm-up steps; the loss is measured on notebook 11's 256
+    validation rows (seed 1). `attention`: a class to use instead of `MultiHeadAttention` with the same
+    signature and parameter names (the learner's own, from notebook 05); it starts from the same weights.
     """
     config = GPTConfig(vocab_size=corpus.vocab_size, max_len=seq_len + 1, d_model=64, num_layers=2, num_heads=4)
     torch.manual_seed(seed)
     model = GPT(config)
     if attention is not None:
+        weights = model.state_dict()
         for block in model.blocks:
             block.attention = attention(config.d_model, config.num_heads)
-        model.reset_parameters()
+        model.load_state_dict(weights)
     val = corpus.sample_tokens(256, seq_len, seed=1)
     log = train_lm(model, lambda step: corpus.sample_tokens(32, seq_len, seed=10_000 + step), val,
                    steps=steps, lr=4e-3, warmup_steps=30, eval_every=steps)

@@ -253,10 +253,12 @@ def plot_attention_race(lengths: Sequence[int], race: Sequence[Sequence[float]])
 
 #: The class of the explorer's element: `course slides` loads plotly.js into a deck that has one.
 PLOTLY_CLASS = "course-plotly"
+#: plotly.js's options: no tool bar (zoom, save) over the figure, whose one control is its menu.
+CONFIG = '{"displayModeBar": false, "displaylogo": false}'
 
 
 class AttentionExplorer:
-    """An interactive map of every head: a menu inside the figure picks (layer, head); hovering a cell
+    """An interactive map of every head: a menu inside the figure (top left) picks (layer, head); hovering a cell
     says which query token looks at which key token, and with what weight.
 
     Shown in JupyterLab and RISE by Plotly's JupyterLab extension (installed with the `plotly` package,
@@ -286,10 +288,10 @@ class AttentionExplorer:
                    for index, name in enumerate(names)]
         self.figure = go.Figure(traces)
         self.figure.update_layout(
-            title=dict(text=f"{title}: {names[0]}", x=0.02), width=width, height=height, autosize=False,
+            title=dict(text=f"{title}: {names[0]}", x=0.3), width=width, height=height, autosize=False,
             template="simple_white", margin=dict(l=110, r=30, t=60, b=110),
             xaxis=dict(title="key (looked at)", tickangle=-60), yaxis=dict(title="query", autorange="reversed"),
-            updatemenus=[dict(buttons=buttons, direction="down", x=1.0, xanchor="right", y=1.12, yanchor="top")])
+            updatemenus=[dict(buttons=buttons, direction="down", x=0.0, xanchor="left", y=1.13, yanchor="top")])
         self.div_id, self.width, self.height = div_id, width, height
 
     def spec(self) -> dict:
@@ -304,10 +306,10 @@ class AttentionExplorer:
         size = f"width:{self.width}px;height:{self.height}px"
         return (f'<div id="{self.div_id}" class="{PLOTLY_CLASS}" style="{size}"></div>\n'
                 f'<script type="text/javascript">(function () {{ if (!window.Plotly) return; var spec = {spec}; '
-                f'Plotly.newPlot("{self.div_id}", spec.data, spec.layout, {{displaylogo: false}}); }})();</script>')
+                f'Plotly.newPlot("{self.div_id}", spec.data, spec.layout, {CONFIG}); }})();</script>')
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, object]:
         spec = self.spec()
-        spec["config"] = {"displaylogo": False}
+        spec["config"] = json.loads(CONFIG)
         return {"application/vnd.plotly.v1+json": spec, "text/html": self.html(),
                 "text/plain": f"AttentionExplorer: {len(self.figure.data)} heads; pick one in the menu, hover a cell"}

@@ -135,8 +135,8 @@ INDUCTION_MISTAKES = [
     Mistake("the induction offset is off by one the other way: key p − L + 2 is two tokens after the previous "
             "occurrence; the induction head looks at the token right after it, key p − L + 1.",
             _induction_with_offset(2)),
-    Mistake("the diagonal counted: weights[..., p, p] is the query looking at itself, not at the token after its "
-            "previous occurrence (key p − L + 1).",
+    Mistake("the diagonal counted: the weight of query p on key p is the query looking at itself, not at the token "
+            "after its previous occurrence (key p − L + 1).",
             lambda w, L: w.diagonal(dim1=-2, dim2=-1)[..., L + 1 :].mean(dim=-1)),
     Mistake(LEADING, lambda w, L: induction_score(w, L).mean()),
     Mistake(LEADING, _induction_dims_1_2, crashes=True),

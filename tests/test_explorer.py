@@ -87,7 +87,7 @@ def test_the_deck_draws_the_explorer_offline_and_its_menu_changes_the_head(brows
     assert before["drawn"] and before["heatmaps"] == 1 and before["visible"] == [True] + [False] * 7
     assert before["title"].endswith("layer 0 · head 0")
     page.click(f"#{DIV} .updatemenu-header-group")  # open the figure's own menu, as a user does
-    page.locator(f"#{DIV} .updatemenu-button").nth(6).click()  # layer 1 · head 2
+    page.locator(f"#{DIV} .updatemenu-dropdown-button").nth(6).click()  # layer 1 · head 2
     page.wait_for_function(f"() => document.getElementById('{DIV}').data[6].visible === true")
     after = page.evaluate(SHOWN)
     assert after["visible"] == [False] * 6 + [True, False]

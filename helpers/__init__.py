@@ -27,6 +27,7 @@ in course order, so a reader finds the code where the notebook introduced it.
     12  helpers.modern        RoPE, RMSNorm, SwiGLU, grouped-query attention, the Llama-style model (from_hf)
     12  helpers.latent        multi-head latent attention (DeepSeek-V2/V3, from_hf), its latent cache, absorbed form
     13  helpers.tokenizer     byte-level BPE (GPT-2's pre-tokenizer, merges by rank, END_OF_TEXT), bits per byte
+    14  helpers.interpret     attention maps by hooks, pattern and induction scores, ablation before W_O, induction task
     00+ helpers.checks        the exercise checks, one `check_<name>` per exercise
 
 The **tooling wing**, `helpers.course`, is the machinery of the `course` command (finding and

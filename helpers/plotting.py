@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -246,3 +247,69 @@ def plot_attention_race(lengths: Sequence[int], race: Sequence[Sequence[float]])
     ax.set_xticks(range(len(lengths)), labels=[f"n = {n}" for n in lengths])
     ax.set(ylabel="time (ms)", title="One head, d_k = 64: ours against torch's kernel")
     ax.legend()
+
+
+# ---- notebook 14: an interactive attention explorer ----------------------------------------------------------
+
+#: The class of the explorer's element: `course slides` loads plotly.js into a deck that has one.
+PLOTLY_CLASS = "course-plotly"
+#: plotly.js's options: no tool bar (zoom, save) over the figure, whose one control is its menu.
+CONFIG = '{"displayModeBar": false, "displaylogo": false}'
+
+
+class AttentionExplorer:
+    """An interactive map of every head: a menu inside the figure (top left) picks (layer, head); hovering a cell
+    says which query token looks at which key token, and with what weight.
+
+    Shown in JupyterLab and RISE by Plotly's JupyterLab extension (installed with the `plotly` package,
+    no network), and in `course slides` decks by its HTML, which draws with the plotly.js the deck loads
+    from the installed package. The element id is fixed (`div_id`) and the weights rounded, so the output
+    is the same on every run (strict nbval).
+    """
+
+    def __init__(self, maps: Tensor, tokens: Sequence[str], div_id: str, title: str,
+                 width: int = 900, height: int = 560) -> None:
+        import plotly.graph_objects as go
+
+        maps = torch.as_tensor(maps).detach().cpu().to(torch.float64)
+        if maps.ndim != 4 or maps.shape[-2:] != (len(tokens), len(tokens)):
+            raise ValueError(f"maps: expected (num_layers, h, n, n) with n = len(tokens) = {len(tokens)}, "
+                             f"got {format_shape(maps.shape)}")
+        labels = [f"{i} {t}" for i, t in enumerate(tokens)]  # numbered: a repeated word keeps its own row
+        num_layers, num_heads = maps.shape[:2]
+        names = [f"layer {layer} · head {head}" for layer in range(num_layers) for head in range(num_heads)]
+        pairs = [(layer, head) for layer in range(num_layers) for head in range(num_heads)]
+        traces = [go.Heatmap(z=[[round(float(w), 3) for w in row] for row in maps[layer, head]], x=labels, y=labels,
+                             zmin=0, zmax=1, colorscale="Blues", visible=index == 0, name=names[index],
+                             hovertemplate="query %{y} looks at %{x}<br>weight %{z:.2f}<extra></extra>")
+                  for index, (layer, head) in enumerate(pairs)]
+        buttons = [dict(label=name, method="update",
+                        args=[{"visible": [i == index for i in range(len(names))]}, {"title.text": f"{title}: {name}"}])
+                   for index, name in enumerate(names)]
+        self.figure = go.Figure(traces)
+        self.figure.update_layout(
+            title=dict(text=f"{title}: {names[0]}", x=0.3), width=width, height=height, autosize=False,
+            template="simple_white", margin=dict(l=110, r=30, t=60, b=110),
+            xaxis=dict(title="key (looked at)", tickangle=-60), yaxis=dict(title="query", autorange="reversed"),
+            updatemenus=[dict(buttons=buttons, direction="down", x=0.0, xanchor="left", y=1.13, yanchor="top")])
+        self.div_id, self.width, self.height = div_id, width, height
+
+    def spec(self) -> dict:
+        """The figure as plotly.js reads it: `{"data": [...], "layout": {...}}`."""
+        import plotly.io
+
+        return json.loads(plotly.io.to_json(self.figure, validate=False))
+
+    def html(self) -> str:
+        """A div and the script that draws the figure into it when plotly.js is on the page."""
+        spec = json.dumps(self.spec(), separators=(",", ":"))
+        size = f"width:{self.width}px;height:{self.height}px"
+        return (f'<div id="{self.div_id}" class="{PLOTLY_CLASS}" style="{size}"></div>\n'
+                f'<script type="text/javascript">(function () {{ if (!window.Plotly) return; var spec = {spec}; '
+                f'Plotly.newPlot("{self.div_id}", spec.data, spec.layout, {CONFIG}); }})();</script>')
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, object]:
+        spec = self.spec()
+        spec["config"] = json.loads(CONFIG)
+        return {"application/vnd.plotly.v1+json": spec, "text/html": self.html(),
+                "text/plain": f"AttentionExplorer: {len(self.figure.data)} heads; pick one in the menu, hover a cell"}

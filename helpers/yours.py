@@ -271,18 +271,23 @@ def _learners_class(component: Component, folder: Path, resolved: Mapping[str, t
 
 
 def resolve(folder: Path | str, running: Mapping[str, str] | None = None,
-            checks: object = course_checks) -> dict[str, Resolved]:
+            checks: object = course_checks, last: str | None = None) -> dict[str, Resolved]:
     """Every component, in course order: the learner's class from the notebooks in `folder` if it
     passes its check there, else the reference (see the module's docstring).
 
     `running` maps a component's name to the source of its class as it runs now (notebook 09's
     own `Transformer`, which need not be saved yet); the others come from the saved notebooks.
-    `checks` holds the `check_<name>` functions (tests pass their own).
+    `checks` holds the `check_<name>` functions (tests pass their own). `last`: stop after this
+    component (notebook 14 needs only `MultiHeadAttention`, the first).
     """
+    names = [c.name for c in COMPONENTS]
+    if last is not None and last not in names:
+        raise ValueError(f"no component called {last!r}; the components are {names}")
     folder = Path(folder)
     classes: dict[str, type] = {}
     table: dict[str, Resolved] = {}
-    for component in COMPONENTS:
+    chosen = COMPONENTS if last is None else COMPONENTS[: names.index(last) + 1]
+    for component in chosen:
         try:
             cls = _learners_class(component, folder, classes, running or {}, checks)
             table[component.name] = Resolved(component.name, cls, "yours", "its check passes")

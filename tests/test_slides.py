@@ -174,8 +174,8 @@ def test_export_again_replaces_its_own_files_only(course_folder, tmp_path):
 
 
 def test_assets_come_from_installed_packages_not_the_repository():
-    reveal, mathjax = slides.asset_sources()
-    for source in (reveal, mathjax):
+    reveal, mathjax, plotly = slides.asset_sources()
+    for source in (reveal, mathjax, plotly):
         # Installed packages only: a virtual environment inside the course folder (.venv) is fine.
         assert ROOT not in source.parents or (ROOT / ".venv") in source.parents, source
     assert "site-packages" in str(reveal) or "dist-packages" in str(reveal)

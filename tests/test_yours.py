@@ -176,6 +176,15 @@ def test_the_complete_course_resolves_every_component_as_the_learners():
     assert text.splitlines()[0].split() == ["component", "from", "why"] and len(text.splitlines()) == 8
 
 
+def test_resolve_can_stop_after_a_component(tmp_path):
+    # Notebook 14 needs only MultiHeadAttention: the later components are neither read nor checked.
+    _write(tmp_path, "09_t.ipynb", _solution("Transformer", TRANSFORMER_RAISES))
+    table = yours.resolve(tmp_path, last="MultiHeadAttention")
+    assert list(table) == ["MultiHeadAttention"] and table["MultiHeadAttention"].origin == "reference"
+    with pytest.raises(ValueError, match="no component called 'Attention'"):
+        yours.resolve(tmp_path, last="Attention")
+
+
 def test_reference_fallbacks_keep_the_contract():
     mha = yours._reference("MultiHeadAttention", {})
     assert isinstance(mha(16, 2, 0.1).dropout, torch.nn.Dropout) and mha(16, 2, 0.1).dropout.p == 0.1

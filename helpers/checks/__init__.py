@@ -22,6 +22,7 @@ check); each notebook's checks sit in a module of their own:
     11  nb11_gpt           check_causal_lm_loss, check_top_k_filter, check_top_p_filter
     12  nb12_modern        check_apply_rope, check_rms_norm, check_repeat_kv, check_absorb_query
     13  nb13_tokens        check_pair_counts, check_merge, check_train_merges, check_BPETokenizer
+    14  nb14_reading       check_previous_token_score, check_induction_score, check_ablate_head
 """
 
 from helpers.checks.core import MIME_TYPE, CheckResult, Status
@@ -59,6 +60,7 @@ from helpers.checks.nb10_efficient import (
 from helpers.checks.nb11_gpt import check_causal_lm_loss, check_top_k_filter, check_top_p_filter
 from helpers.checks.nb12_modern import check_absorb_query, check_apply_rope, check_repeat_kv, check_rms_norm
 from helpers.checks.nb13_tokens import check_BPETokenizer, check_merge, check_pair_counts, check_train_merges
+from helpers.checks.nb14_reading import check_ablate_head, check_induction_score, check_previous_token_score
 
 __all__ = [
     "MIME_TYPE",
@@ -102,4 +104,7 @@ __all__ = [
     "check_merge",  # 13
     "check_train_merges",  # 13
     "check_BPETokenizer",  # 13
+    "check_previous_token_score",  # 14
+    "check_induction_score",  # 14
+    "check_ablate_head",  # 14
 ]

@@ -12,6 +12,7 @@ time from two installed PyPI packages (never from the repository, never from the
   that deck uses, as a base64 WOFF2 (WOFF without ``brotli``) in an ``@font-face`` placed after the
   Latin fonts in every font stack, so Hangul renders on a machine with no Korean font and English
   text is unchanged (``embed_hangul_font``).
+- plotly.js from ``plotly``, loaded only by a deck with an interactive figure (notebook 14's explorer).
 
 The output folder holds ``NN_name.slides.html`` per notebook, ``index.html`` (links to the
 decks, from ``slides_index.html.j2``, in English or Korean) and ``_assets/`` (reveal.js and
@@ -101,6 +102,11 @@ _GENERIC_FAMILIES = ("sans-serif", "serif", "monospace", "cursive", "fantasy", "
 
 #: The languages of the decks: where their notebooks are (under notebooks/) and their default output folder.
 LANGUAGES = {"en": "", "ko": "ko"}
+PLOTLY_SOURCE = ("plotly", "plotly", "package_data")
+#: plotly.js inside `_assets`; a deck loads it only when a cell's output draws with it (notebook 14's explorer).
+PLOTLY_JS = "plotly/plotly.min.js"
+#: The class of an output element drawn by plotly.js (helpers.plotting.PLOTLY_CLASS: the same string).
+PLOTLY_CLASS = "course-plotly"
 
 # The reveal.js files a deck uses (relative to reveal.js's root).
 REVEAL_FILES = (
@@ -225,22 +231,24 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
-def asset_sources() -> tuple[Path, Path]:
-    """reveal.js's and MathJax's root folders in the installed packages."""
+def asset_sources() -> tuple[Path, Path, Path]:
+    """reveal.js's, MathJax's and plotly.js's folders in the installed packages."""
     reveal = package_folder(*REVEAL_SOURCE)
     mathjax = package_folder(*MATHJAX_SOURCE)
-    for folder, needed in ((reveal, "dist/reveal.js"), (mathjax, "MathJax.js")):
+    plotly = package_folder(*PLOTLY_SOURCE)
+    for folder, needed in ((reveal, "dist/reveal.js"), (mathjax, "MathJax.js"), (plotly, "plotly.min.js")):
         if not (folder / needed).is_file():
             raise CourseError(f"no {needed} in {folder}: reinstall the course's dependencies (`pip install -e .`)")
-    return reveal, mathjax
+    return reveal, mathjax, plotly
 
 
 def copy_assets(out: Path) -> Path:
-    """Copy reveal.js and MathJax into `out/_assets` (skipped when the same versions are there)."""
-    reveal, mathjax = asset_sources()
+    """Copy reveal.js, MathJax and plotly.js into `out/_assets` (skipped when the same versions are there)."""
+    reveal, mathjax, plotly = asset_sources()
     stamp = (
         f"written by `course slides`: reveal.js from {REVEAL_SOURCE[0]} {_version(REVEAL_SOURCE[0])}, "
-        f"MathJax from {MATHJAX_SOURCE[0]} {_version(MATHJAX_SOURCE[0])}\n"
+        f"MathJax from {MATHJAX_SOURCE[0]} {_version(MATHJAX_SOURCE[0])}, "
+        f"plotly.js from {PLOTLY_SOURCE[0]} {_version(PLOTLY_SOURCE[0])}\n"
     )
     assets = out / ASSETS
     stamp_file = assets / ASSETS_STAMP
@@ -260,6 +268,8 @@ def copy_assets(out: Path) -> Path:
             return [n for n in names if (n if relative == "." else f"{relative}/{n}") in MATHJAX_SKIP]
 
         shutil.copytree(mathjax, staging / "mathjax", ignore=skip)
+        (staging / PLOTLY_JS).parent.mkdir()
+        shutil.copy2(plotly / "plotly.min.js", staging / PLOTLY_JS)
         (staging / ASSETS_STAMP).write_text(stamp, encoding="utf-8")
         os.chmod(staging, default_mode(folder=True))  # mkdtemp makes it private
         if assets.exists():
@@ -419,6 +429,8 @@ def render_deck(nb: NotebookNode, name: str, folder: Path, using=None) -> str:
     # Style sheets nbconvert inlines carry credits with web addresses in comments: a deck has no use for them.
     body = _STYLE.sub(lambda m: _CSS_COMMENT.sub("", m.group(0)), body)
     body = embed_local_images(body, folder)
+    if f'class="{PLOTLY_CLASS}"' in body:  # an interactive figure: plotly.js must be there before its script runs
+        body = body.replace("</head>", f'<script src="{ASSETS}/{PLOTLY_JS}"></script>\n</head>', 1)
     remote = remote_references(body)
     if remote:
         raise CourseError(f"{name}: the deck would load {remote[0]} from the network ({len(remote)} such reference(s))")

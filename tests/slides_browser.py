@@ -17,6 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CHROMIUM_ENV = "COURSE_CHROMIUM"
+#: What a failing overflow check tells the author to do.
+OVERFLOW_HINT = (
+    "An overflowing slide: start a new slide (slide_type subslide) at a natural break; if one code cell "
+    "with its figure is taller than a slide, tag it slide-figure-only (CONTRIBUTING.md, \"Slides\")."
+)
+
 HOW_TO_INSTALL = (
     "no Chromium found, so the slide decks were not checked in a browser: install it with "
     "`sudo apt-get install chromium` (Debian, Ubuntu: chromium-browser), or point "

@@ -18,7 +18,15 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-from slides_browser import HOW_TO_INSTALL, chromium, find_chromium, inspect_deck, open_deck, screenshot_slides
+from slides_browser import (
+    HOW_TO_INSTALL,
+    OVERFLOW_HINT,
+    chromium,
+    find_chromium,
+    inspect_deck,
+    open_deck,
+    screenshot_slides,
+)
 
 from helpers.course import cli, slides
 from helpers.course.cli import main
@@ -623,10 +631,6 @@ def test_speaker_view_shows_the_notes_offline(browser, tiny_deck):
 
 # What the decks' inspection found, deck by deck, for the totals at the end.
 INSPECTED: dict[str, object] = {}
-OVERFLOW_HINT = (
-    "An overflowing slide: start a new slide (slide_type subslide) at a natural break; if one code cell "
-    "with its figure is taller than a slide, tag it slide-figure-only (CONTRIBUTING.md, \"Slides\")."
-)
 
 
 def inspect_course_deck(browser, course_decks, name: str):

@@ -500,7 +500,7 @@ def export_decks(
     paths = select_notebooks(folder, numbers)
     names = [p.stem + DECK_SUFFIX for p in paths]
     prepare_out(out, names, make_parent)
-    reveal, _ = asset_sources()  # a missing package is reported before anything is written
+    reveal = asset_sources()[0]  # a missing package is reported before anything is written
     hangul_font_path()
     notebooks = [(p, read_notebook(p)) for p in paths]
     using = exporter(lang)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 import pytest
 
@@ -69,6 +69,18 @@ def test_the_issues_named_mistakes_are_all_there():
 
 def pair_counts_with_counter(words):
     return dict(Counter(pair for w in words for pair in zip(w, w[1:])))
+
+
+def pair_counts_as_counter(words):
+    return Counter(pair for w in words for pair in zip(w, w[1:]))
+
+
+def pair_counts_as_defaultdict(words):
+    counts = defaultdict(int)
+    for w in words:
+        for pair in zip(w, w[1:]):
+            counts[pair] += 1
+    return counts
 
 
 def pair_counts_by_index(words):
@@ -152,7 +164,8 @@ class TokenizerMergingInRankOrder:
         return b"".join(self.pieces[i] for i in ids).decode("utf-8", errors="replace")
 
 
-@pytest.mark.parametrize("candidate", [tokenizer.pair_counts, pair_counts_with_counter, pair_counts_by_index])
+@pytest.mark.parametrize("candidate", [tokenizer.pair_counts, pair_counts_with_counter, pair_counts_by_index,
+                                       pair_counts_as_counter, pair_counts_as_defaultdict])
 def test_pair_counts_correct_variants_pass(candidate):
     assert check_pair_counts(candidate).passed
 
@@ -183,3 +196,30 @@ def test_a_train_merges_that_calls_a_stub_names_it():
 
     result = check_train_merges(train_merges)
     assert result.status is Status.FAILED and "pair_counts" in result.message
+
+
+def test_changing_the_words_in_place_gets_a_hint_about_lists():
+    def train_rebinding_words(words, num_merges):
+        merges = []
+        for k in range(num_merges):
+            counts = tokenizer.pair_counts(words)
+            if not counts:
+                break
+            pair = min(counts, key=lambda p: (-counts[p], p))
+            for i, w in enumerate(words):
+                words[i] = tokenizer.merge(w, pair, 256 + k)
+            merges.append(pair)
+        return merges
+
+    result = check_train_merges(train_rebinding_words)
+    assert result.status is Status.FAILED and "in place" in result.message
+    assert "list" in result.hint and "tensor" not in result.hint
+
+
+def test_a_train_that_does_not_return_self_is_named():
+    class NoSelf(tokenizer.BPETokenizer):
+        def train(self, text, vocab_size, ties="bytes"):
+            tokenizer.BPETokenizer.train(self, text, vocab_size, ties)
+
+    result = check_BPETokenizer(NoSelf)
+    assert result.status is Status.FAILED and "return self" in result.hint, result.message

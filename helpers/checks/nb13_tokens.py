@@ -38,7 +38,9 @@ Pair = tuple[int, int]
 
 def compare_exact(actual: object, expected: object, what: str, tolerance: tuple[float, float]) -> Failure | None:
     """Ids, lists, dicts and strings compare exactly; the message names the first difference."""
-    if type(actual) is not type(expected) and not (isinstance(actual, tuple) and isinstance(expected, tuple)):
+    same_kind = isinstance(actual, tuple) and isinstance(expected, tuple) or \
+        isinstance(actual, dict) and isinstance(expected, dict)  # a Counter or a defaultdict is a dict too
+    if type(actual) is not type(expected) and not same_kind:
         return Failure(Kind.WRONG_TYPE,
                        f"{what} is a {type(actual).__name__}, expected a {type(expected).__name__}")
     if actual == expected:
@@ -107,6 +109,9 @@ def _counts_without_last_pair(words: list[list[int]]) -> dict[Pair, int]:
     return pair_counts([w[:-1] for w in words])
 
 
+LIST_IN_PLACE = ("assignments like `ids[i] = ...` or `words[i] = ...` and methods like `.append`, `.pop` or `del` "
+                 "change the caller's list; build a new list instead and leave the argument as it was.")
+
 ACROSS_WORDS = ("you counted pairs across pre-token boundaries: the last id of one word and the first of the next are "
                 "not a pair. Count inside each word only.")
 OVERLAPS = ("a run a a a holds the pair (a, a) twice, at positions 0-1 and 1-2: count every adjacent position, "
@@ -140,7 +145,7 @@ def _pair_count_cases(seed: int) -> Iterator[Case]:
 
 
 @check(reference=pair_counts, mistakes=PAIR_COUNT_MISTAKES, compare=compare_exact, what="the counts",
-       contract=PAIR_COUNT_CONTRACT,
+       contract=PAIR_COUNT_CONTRACT, hints={Kind.IN_PLACE: LIST_IN_PLACE},
        passed="{cases} generated lists of words: runs of one id, one-id words, no pair across two words.")
 def check_pair_counts() -> Iterator[Case]:
     """Check `pair_counts(words: list[list[int]]) -> dict[(a, b), count]`: adjacent pairs inside each word."""
@@ -234,7 +239,7 @@ def _merge_cases(seed: int) -> Iterator[Case]:
 
 
 @check(reference=merge, mistakes=MERGE_MISTAKES, compare=compare_exact, what="the merged ids",
-       contract=MERGE_CONTRACT,
+       contract=MERGE_CONTRACT, hints={Kind.IN_PLACE: LIST_IN_PLACE},
        passed="{cases} generated cases: runs of one id (a a a …), several occurrences, the pair absent.")
 def check_merge() -> Iterator[Case]:
     """Check `merge(ids, pair, new_id) -> list[int]`: every occurrence replaced, left to right, never overlapping."""
@@ -345,7 +350,7 @@ def _train_cases(seed: int) -> Iterator[Case]:
 
 
 @check(reference=train_merges, mistakes=TRAIN_MISTAKES, compare=compare_exact, what="the merges",
-       contract=TRAIN_CONTRACT,
+       contract=TRAIN_CONTRACT, hints={Kind.IN_PLACE: LIST_IN_PLACE},
        passed="{cases} generated cases: ties, runs of one id, several words, more merges asked than there are pairs.")
 def check_train_merges() -> Iterator[Case]:
     """Check `train_merges(words, num_merges) -> list[(a, b)]`: merge k creates id 256 + k, ties to the smallest."""
@@ -409,6 +414,19 @@ class _NoSpecialToken(BPETokenizer):
         return [i for word in pretokenize(text) for i in encode_word(word.encode("utf-8"), self.ranks)]
 
 
+class _TrainWithoutDocuments(BPETokenizer):
+    def train(self, text: str, vocab_size: int, ties: str = "bytes") -> BPETokenizer:  # END_OF_TEXT pre-tokenized
+        words = [list(w.encode("utf-8")) for w in pretokenize(text)]
+        BPETokenizer.__init__(self, train_merges(words, vocab_size - 257))
+        return self
+
+
+class _DecodeIgnoring(BPETokenizer):
+    def decode(self, ids: Sequence[int]) -> str:
+        pieces = [END_OF_TEXT.encode("utf-8") if i == self.eot_id else self.vocab[i] for i in ids]
+        return b"".join(pieces).decode("utf-8", errors="ignore")
+
+
 class _VocabularyWithoutSpecial(BPETokenizer):
     def train(self, text: str, vocab_size: int, ties: str = "bytes") -> BPETokenizer:
         return BPETokenizer.train(self, text, vocab_size + 1, ties)
@@ -425,6 +443,11 @@ NO_PRETOKENIZER = ("you counted pairs across pre-token boundaries: split the tex
 NO_TIE_RULE = "the tie rule ignored: among pairs of equal count the smallest pair (a, b) wins."
 NO_SPECIAL = (f"{END_OF_TEXT} is one special token with the last id (vocab_size − 1): split the text at it before "
               "pre-tokenizing, and never merge across it.")
+TRAIN_DOCUMENTS = (f"training learned merges from {END_OF_TEXT} itself: split the training text at it into documents "
+                   "first, then pre-tokenize each document.")
+IGNORED_BYTES = ("bytes that are not valid UTF-8 (a character cut off at the end) must come back as \"�\", not "
+                 "vanish or raise: let decoding replace them.")
+NOT_SELF = "train must return the tokenizer itself (`return self`), so that `BPETokenizer().train(...)` can be used."
 OFF_BY_ONE = (f"vocab_size counts the 256 bytes, the merges AND {END_OF_TEXT}: learn vocab_size − 257 merges, so "
               "that the special token takes id vocab_size − 1.")
 
@@ -433,6 +456,8 @@ TOKENIZER_MISTAKES = [
     Mistake(NO_SPECIAL, _NoSpecialToken),
     Mistake(OFF_BY_ONE, _VocabularyWithoutSpecial),
     Mistake(NO_PRETOKENIZER, _NoPretokenizer),
+    Mistake(TRAIN_DOCUMENTS, _TrainWithoutDocuments),
+    Mistake(IGNORED_BYTES, _DecodeIgnoring),
     Mistake(NO_TIE_RULE, _NoTieRule),
     Mistake(WRONG_ORDER, _ReverseOrder),
     Mistake(MOST_FREQUENT, _MostFrequentFirst),
@@ -442,6 +467,9 @@ TOKENIZER_CONTRACT = [
     Term("text outside the training text (Hangul, emoji): bytes, decoded whole", "Hangul and emoji", _TokenByToken,
          "split character"),
     Term(f"{END_OF_TEXT} in the text: one id, vocab_size − 1", "end-of-text", _NoSpecialToken, "special token"),
+    Term(f"{END_OF_TEXT} in the training text: documents split at it", "end-of-text tokens", _TrainWithoutDocuments,
+         "documents"),
+    Term("ids that end inside a character: decoded with \"�\"", "cut character", _DecodeIgnoring, "not valid UTF-8"),
     Term("ties during training", "ties", _NoTieRule, "tie rule"),
     Term("merges that build on merges (encoding by rank)", "merges on merges", _ReverseOrder, "wrong order"),
 ]
@@ -456,30 +484,38 @@ def _text(rng: random.Random, count: int) -> str:
     return "".join(w if w.isspace() or not rng.random() < 0.8 else " " + w for w in words)
 
 
+CUT = list("한".encode("utf-8"))[:2]  # the first two of a character's three bytes: not valid UTF-8
+
+
 def _run_tokenizer(train_text: str, vocab_size: int, test_text: str):
-    def run(cls: type) -> tuple[list[int], str]:
+    def run(cls: type) -> tuple[list[int], str, str]:
         tokenizer = cls()
-        tokenizer.train(train_text, vocab_size)
+        trained = tokenizer.train(train_text, vocab_size)
+        if trained is not tokenizer:
+            raise Stop(Failure(Kind.WRONG_TYPE, f"train returned {type(trained).__name__}, expected the tokenizer "
+                               "itself", hint=NOT_SELF))
         ids = tokenizer.encode(test_text)
         if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
             raise Stop(Failure(Kind.WRONG_TYPE, f"encode returned {type(ids).__name__}, expected a list of ints"))
-        return ids, tokenizer.decode(ids)
+        return ids, tokenizer.decode(ids), tokenizer.decode(ids + CUT)
     return run
 
 
 def _tokenizer_cases(seed: int) -> Iterator[Case]:
     rng = random.Random(seed)
-    for _ in range(4):
-        train_text = END_OF_TEXT.join(_text(rng, rng.randint(30, 60)) for _ in range(3))
+    for index in range(4):
+        docs = 3 if index < 2 else 12  # many short documents: many end-of-text tokens in the training text
+        train_text = END_OF_TEXT.join(_text(rng, rng.randint(30, 60) // (docs // 3)) for _ in range(docs))
         test_text = _text(rng, 12) + " " + " ".join(rng.sample(UNSEEN, 3)) + END_OF_TEXT + _text(rng, 8)
         vocab_size = 257 + rng.randint(8, 30)
-        name = (f"trained on {len(train_text)} characters, vocab_size {vocab_size} (ties, merges on merges), "
-                f"encoding text with Hangul and emoji and an end-of-text token")
+        name = (f"trained on {docs} documents ({docs - 1} end-of-text tokens), {len(train_text)} characters, "
+                f"vocab_size {vocab_size} (ties, merges on merges), encoding text with Hangul and emoji and an "
+                "end-of-text token, then decoding its ids with a cut character (2 of 3 bytes) at the end")
         yield Case(name, run=_run_tokenizer(train_text, vocab_size, test_text))
 
 
-@check(reference=BPETokenizer, mistakes=TOKENIZER_MISTAKES, compare=compare_exact, returns=("ids", "text"),
-       shown={"ids": "encode's ids", "text": "decode(encode(text))"}, contract=TOKENIZER_CONTRACT,
+@check(reference=BPETokenizer, mistakes=TOKENIZER_MISTAKES, compare=compare_exact, returns=("ids", "text", "cut"),
+       shown={"ids": "encode's ids", "text": "decode(encode(text))", "cut": "decode(ids + the first 2 bytes of 한)"}, contract=TOKENIZER_CONTRACT,
        passed="{cases} generated texts: trained, then encoding and decoding text with Hangul, emoji and "
               f"{END_OF_TEXT}: the same ids and the text back.")
 def check_BPETokenizer() -> Iterator[Case]:

@@ -484,7 +484,7 @@ def _text(rng: random.Random, count: int) -> str:
     return "".join(w if w.isspace() or not rng.random() < 0.8 else " " + w for w in words)
 
 
-CUT = list("한".encode("utf-8"))[:2]  # the first two of a character's three bytes: not valid UTF-8
+CUT = list("한".encode())[:2]  # the first two of a character's three bytes: not valid UTF-8
 
 
 def _run_tokenizer(train_text: str, vocab_size: int, test_text: str):
@@ -515,7 +515,8 @@ def _tokenizer_cases(seed: int) -> Iterator[Case]:
 
 
 @check(reference=BPETokenizer, mistakes=TOKENIZER_MISTAKES, compare=compare_exact, returns=("ids", "text", "cut"),
-       shown={"ids": "encode's ids", "text": "decode(encode(text))", "cut": "decode(ids + the first 2 bytes of 한)"}, contract=TOKENIZER_CONTRACT,
+       shown={"ids": "encode's ids", "text": "decode(encode(text))", "cut": "decode(ids + the first 2 bytes of 한)"},
+       contract=TOKENIZER_CONTRACT,
        passed="{cases} generated texts: trained, then encoding and decoding text with Hangul, emoji and "
               f"{END_OF_TEXT}: the same ids and the text back.")
 def check_BPETokenizer() -> Iterator[Case]:

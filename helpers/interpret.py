@@ -3,7 +3,7 @@
 Three tools, for any model built from the course's `MultiHeadAttention` (notebook 11's GPT, the
 attention-only model below):
 
-- `attention_maps(model, tokens)`: every head's weights `(L, B, h, n, n)`, read by forward hooks;
+- `attention_maps(model, tokens)`: every head's weights `(layers, B, h, n, n)`, read by forward hooks;
 - pattern scores of a map `(..., n, n) -> (...)`: `previous_token_score`, `first_position_score`,
   `self_score`, `same_token_score`, `induction_score`;
 - `ablate_head(attention, head)` and `ablated(model, heads)`: zero chosen heads' outputs **before** the
@@ -209,9 +209,12 @@ def previous_token_score(weights: Tensor) -> Tensor:
 
 
 def self_score(weights: Tensor) -> Tensor:
-    """Mean weight a query puts on itself (the diagonal): `(..., n, n) -> (...)`."""
+    """Mean weight a query puts on itself (the diagonal), over queries 1 … n − 1: `(..., n, n) -> (...)`.
+
+    Query 0 is left out, as in the other scores: under the causal mask it can look only at itself (weight 1).
+    """
     _require_maps(weights)
-    return weights.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+    return weights.diagonal(dim1=-2, dim2=-1)[..., 1:].mean(dim=-1)
 
 
 def first_position_score(weights: Tensor) -> Tensor:

@@ -37,3 +37,16 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def notebook_dir() -> Path:
     return NOTEBOOKS
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the session's browser tests (Playwright's sync API allows one per process), offline."""
+    pytest.importorskip("playwright.sync_api", reason="Playwright is missing: `pip install -e .` installs it")
+    from slides_browser import HOW_TO_INSTALL, chromium, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip(HOW_TO_INSTALL)
+    with chromium(executable) as (context, log):
+        yield context, log

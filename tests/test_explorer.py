@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from slides_browser import HOW_TO_INSTALL, chromium, find_chromium, open_deck
+from slides_browser import open_deck
 
 from helpers.course import slides
 from helpers.plotting import PLOTLY_CLASS, AttentionExplorer
@@ -61,16 +61,6 @@ SHOWN = """() => { const gd = document.getElementById('DIV');
   return {drawn: gd.classList.contains('js-plotly-plot'), heatmaps: gd.querySelectorAll('g.hm image').length,
           visible: gd.data.map(t => t.visible === true), title: gd.querySelector('.gtitle').textContent,
           picture: gd.querySelector('g.hm image').getAttribute('href')}; }""".replace("DIV", DIV)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    pytest.importorskip("playwright.sync_api", reason="Playwright is missing: `pip install -e .` installs it")
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip(HOW_TO_INSTALL)
-    with chromium(executable) as (context, log):
-        yield context, log
 
 
 def test_the_deck_draws_the_explorer_offline_and_its_menu_changes_the_head(browser, tmp_path):

@@ -19,10 +19,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from slides_browser import (
-    HOW_TO_INSTALL,
     OVERFLOW_HINT,
-    chromium,
-    find_chromium,
     inspect_deck,
     open_deck,
     screenshot_slides,
@@ -476,16 +473,6 @@ def test_jupyterlab_rise_is_installed_for_live_presenting():
 
 
 # --- in a real browser ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def browser():
-    pytest.importorskip("playwright.sync_api", reason="Playwright is missing: `pip install -e .` installs it")
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip(HOW_TO_INSTALL)
-    with chromium(executable) as (context, log):
-        yield context, log
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from slides_browser import HOW_TO_INSTALL, OVERFLOW_HINT, chromium, find_chromium, inspect_deck
+from slides_browser import OVERFLOW_HINT, inspect_deck
 
 from helpers.course import slides
 from helpers.course.notebooks import notebook_paths, read_notebook
@@ -27,16 +27,6 @@ def korean_decks(tmp_path_factory):
     out = tmp_path_factory.mktemp("slides") / "ko"
     slides.export_decks(KOREAN, out)
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    pytest.importorskip("playwright.sync_api", reason="Playwright is missing: `pip install -e .` installs it")
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip(HOW_TO_INSTALL)
-    with chromium(executable) as (context, log):
-        yield context, log
 
 
 def test_every_notebook_has_a_korean_deck():

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from helpers.attention import MultiHeadAttention, causal_mask
-from helpers.checks.core import Case, Mistake, Term, check, generator, randn, seeded
+from helpers.checks.core import Case, Failure, Kind, Mistake, Term, check, compare_tensors, generator, randn, seeded
 from helpers.interpret import ablate_head, induction_score, previous_token_score
 
 #: The telling pieces of each exercise's solution: no Hint 1, Hint 2 or ❌ hint may contain one.
@@ -29,6 +29,17 @@ def _causal_maps(g: torch.Generator, *shape: int, dtype: torch.dtype = torch.flo
     n = shape[-1]
     scores = randn(g, *shape[:-1], n, n, dtype=dtype) * 2
     return scores.masked_fill(~causal_mask(n), float("-inf")).softmax(dim=-1)
+
+
+def _keeps_precision(actual: object, expected: object, what: str, tolerance: tuple[float, float]) -> Failure | None:
+    """Like `compare_tensors`, but a float64 question needs a float64 answer (a float32 one loses digits)."""
+    if isinstance(actual, Tensor) and isinstance(expected, Tensor) and actual.is_floating_point() \
+            and expected.is_floating_point() and torch.finfo(actual.dtype).bits < torch.finfo(expected.dtype).bits:
+        return Failure(Kind.WRONG_DTYPE, f"{what} has dtype {actual.dtype}, expected {expected.dtype}")
+    return compare_tensors(actual, expected, what, tolerance)
+
+
+DTYPE = "keep the input's dtype: float64 maps give float64 scores (an average needs no cast to float32)."
 
 
 def _single_map_3d_only(f: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -75,22 +86,24 @@ PREVIOUS_MISTAKES = [
     Mistake(LEADING, lambda w: previous_token_score(w).mean()),
     Mistake(LEADING, _prev_dims_1_2),
     Mistake(SINGLE_MAP, _single_map_3d_only(previous_token_score), crashes=True),
+    Mistake(DTYPE, lambda w: previous_token_score(w).float()),
 ]
 
 PREVIOUS_CONTRACT = [
-    Term("any number of leading dimensions (..., n, n): (B, h, n, n), (L, B, h, n, n)", "leading dimensions",
+    Term("any number of leading dimensions (..., n, n): (B, h, n, n), (layers, B, h, n, n)", "leading dimensions",
          _prev_dims_1_2, "last two dimensions"),
     Term("a single map (n, n): a scalar score", "a single map", _single_map_3d_only(previous_token_score),
          "single map"),
     Term("queries 1 … n − 1 only (query 0 has no previous token), n from 2 up", "n = ", _prev_counting_query_0,
          "query 0"),
+    Term("float32 or float64 maps, the dtype kept", "float64", PREVIOUS_MISTAKES[-1].wrong, "dtype"),
 ]
 
 
 def _previous_cases(seed: int) -> Iterator[Case]:
     g = generator(seed)
     shapes = [((2, 3, 7), "(B, h) = (2, 3) leading dimensions"), ((4, 5), "a batch of 4 (leading dimensions)"),
-              ((6,), "a single map"), ((2, 2, 2, 5), "(L, B, h) = (2, 2, 2) leading dimensions"),
+              ((6,), "a single map"), ((2, 2, 2, 5), "(layers, B, h) = (2, 2, 2) leading dimensions"),
               ((3, 2), "n = 2, a batch of 3")]
     for index, (shape, what) in enumerate(shapes):
         dtype = torch.float32 if index % 2 else torch.float64
@@ -101,6 +114,7 @@ def _previous_cases(seed: int) -> Iterator[Case]:
 
 
 @check(reference=previous_token_score, mistakes=PREVIOUS_MISTAKES, what="the score", contract=PREVIOUS_CONTRACT,
+       compare=_keeps_precision,
        passed="{cases} generated cases: leading dimensions, a single map, n = 2, float64.")
 def check_previous_token_score() -> Iterator[Case]:
     """Check `previous_token_score(weights (..., n, n)) -> (...)`: mean weight on key i − 1, queries 1 … n − 1."""
@@ -141,19 +155,21 @@ INDUCTION_MISTAKES = [
     Mistake(LEADING, lambda w, L: induction_score(w, L).mean()),
     Mistake(LEADING, _induction_dims_1_2, crashes=True),
     Mistake(SINGLE_MAP, _single_map_3d_only(induction_score), crashes=True),
+    Mistake(DTYPE, lambda w, L: induction_score(w, L).float()),
 ]
 
 INDUCTION_CONTRACT = [
-    Term("any number of leading dimensions (..., n, n): (B, h, n, n), (L, B, h, n, n)", "leading dimensions",
+    Term("any number of leading dimensions (..., n, n): (B, h, n, n), (layers, B, h, n, n)", "leading dimensions",
          _induction_dims_1_2, "last two dimensions"),
     Term("a single map (n, n): a scalar score", "a single map", _single_map_3d_only(induction_score), "single map"),
+    Term("float32 or float64 maps, the dtype kept", "float64", INDUCTION_MISTAKES[-1].wrong, "dtype"),
 ]
 
 
 def _induction_cases(seed: int) -> Iterator[Case]:
     g = generator(seed)
     layouts = [((2, 3), 5, "(B, h) = (2, 3) leading dimensions"), ((4,), 3, "a batch of 4 (leading dimensions)"),
-               ((), 6, "a single map"), ((2, 2, 2), 4, "(L, B, h) = (2, 2, 2) leading dimensions"),
+               ((), 6, "a single map"), ((2, 2, 2), 4, "(layers, B, h) = (2, 2, 2) leading dimensions"),
                ((3,), 2, "a batch of 3")]
     for index, (lead, L, what) in enumerate(layouts):
         dtype = torch.float32 if index % 2 else torch.float64
@@ -163,6 +179,7 @@ def _induction_cases(seed: int) -> Iterator[Case]:
 
 
 @check(reference=induction_score, mistakes=INDUCTION_MISTAKES, what="the score", contract=INDUCTION_CONTRACT,
+       compare=_keeps_precision,
        passed="{cases} generated cases: leading dimensions, a single map, segments of 2 to 6 tokens, float64.")
 def check_induction_score() -> Iterator[Case]:
     """Check `induction_score(weights (..., 2L+1, 2L+1), L) -> (...)`: weight on key p − L + 1, queries L + 1 … 2 L."""

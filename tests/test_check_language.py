@@ -94,3 +94,25 @@ def test_a_case_whose_name_holds_a_colon_is_still_cut_right(korean: dict[str, st
     english = "On a batch of 2 sentences: X of shape (2, 5): your function raised ZeroDivisionError: division by zero."
     assert language.translate(english, "ko") == (
         "문장 2개의 배치: 형태가 (2, 5)인 X에서: 함수에서 예외가 발생했습니다: ZeroDivisionError: division by zero.")
+
+
+def stored_results(folder: Path) -> list[tuple[str, dict[str, str]]]:
+    import json
+
+    from helpers.checks.core import MIME_TYPE
+
+    found = []
+    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            found += [(path.name, output["data"][MIME_TYPE]) for output in cell.get("outputs", [])
+                      if MIME_TYPE in output.get("data", {})]
+    return found
+
+
+def test_every_check_result_the_korean_notebooks_show_is_korean_through_and_through() -> None:
+    """No part of a stored ✅ ❌ ⏳ message falls back to English (what a learner reads before running anything)."""
+    results = stored_results(ROOT / "notebooks" / "ko")
+    known = language.catalogue("ko")
+    english = [(name, part) for name, payload in results for part in (payload["summary"], payload.get("hint", ""))
+               if part and not language._translate(part, known)[1]]
+    assert len(results) > 40 and not english, f"{len(english)} parts shown in English, e.g. {english[:3]}"

@@ -10,7 +10,7 @@ statement allows, and the generated cases cover every entry.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from helpers.checks.core import Case, Failure, Kind, Mistake, Stop, Term, check
 from helpers.tokenizer import (
@@ -249,66 +249,36 @@ def check_merge() -> Iterator[Case]:
 # ---- the training loop --------------------------------------------------------------------------------------
 
 
-def _train_first_max(words: list[list[int]], num_merges: int) -> list[Pair]:
-    """Ties broken by whichever pair was counted first (Python's max over a dict)."""
-    merges: list[Pair] = []
-    for k in range(num_merges):
-        counts = pair_counts(words)
-        if not counts:
-            break
-        pair = max(counts, key=counts.__getitem__)
-        words = [merge(w, pair, 256 + k) for w in words]
-        merges.append(pair)
-    return merges
+def _trainer(pick: Callable[[dict[Pair, int]], Pair] = most_frequent_pair,
+             merge_into: Callable[[list[int], Pair, int], list[int]] = merge,
+             first_new_id: Callable[[int], int] = lambda k: 256 + k, stops: bool = True,
+             ) -> Callable[[list[list[int]], int], list[Pair]]:
+    """`train_merges` with one step done otherwise: how it picks the pair, merges, numbers ids or stops."""
+
+    def train(words: list[list[int]], num_merges: int) -> list[Pair]:
+        merges: list[Pair] = []
+        for k in range(num_merges):
+            counts = pair_counts(words)
+            if not counts and stops:
+                break
+            pair = pick(counts)
+            words = [merge_into(w, pair, first_new_id(k)) for w in words]
+            merges.append(pair)
+        return merges
+
+    return train
 
 
-def _train_largest_pair(words: list[list[int]], num_merges: int) -> list[Pair]:
-    merges: list[Pair] = []
-    for k in range(num_merges):
-        counts = pair_counts(words)
-        if not counts:
-            break
-        pair = max(counts, key=lambda p: (counts[p], p))
-        words = [merge(w, pair, 256 + k) for w in words]
-        merges.append(pair)
-    return merges
+#: Ties broken by whichever pair was counted first (Python's max over a dict).
+_train_first_max = _trainer(pick=lambda counts: max(counts, key=counts.__getitem__))
+_train_largest_pair = _trainer(pick=lambda counts: max(counts, key=lambda p: (counts[p], p)))
+_train_overlapping = _trainer(merge_into=_merge_overlapping)
+_train_ids_from_256_each_time = _trainer(first_new_id=lambda k: 256)
+_train_without_stopping = _trainer(stops=False)
 
 
 def _train_across_words(words: list[list[int]], num_merges: int) -> list[Pair]:
     return train_merges([[i for w in words for i in w]], num_merges)
-
-
-def _train_overlapping(words: list[list[int]], num_merges: int) -> list[Pair]:
-    merges: list[Pair] = []
-    for k in range(num_merges):
-        counts = pair_counts(words)
-        if not counts:
-            break
-        pair = most_frequent_pair(counts)
-        words = [_merge_overlapping(w, pair, 256 + k) for w in words]
-        merges.append(pair)
-    return merges
-
-
-def _train_ids_from_256_each_time(words: list[list[int]], num_merges: int) -> list[Pair]:
-    merges: list[Pair] = []
-    for _ in range(num_merges):
-        counts = pair_counts(words)
-        if not counts:
-            break
-        pair = most_frequent_pair(counts)
-        words = [merge(w, pair, 256) for w in words]
-        merges.append(pair)
-    return merges
-
-
-def _train_without_stopping(words: list[list[int]], num_merges: int) -> list[Pair]:
-    merges: list[Pair] = []
-    for k in range(num_merges):
-        pair = most_frequent_pair(pair_counts(words))
-        words = [merge(w, pair, 256 + k) for w in words]
-        merges.append(pair)
-    return merges
 
 
 TIE_RULE = ("the tie rule ignored: among pairs of equal count take the smallest pair (a, b), a first, then b; "

@@ -19,19 +19,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from helpers.checks.language import LANGUAGES
 from helpers.course.files import write_text
 from helpers.course.notebooks import CourseError, course_root, execute, one_line, read_notebook
 
-#: The languages of the course: English, and the Korean edition (notebooks/ko, built by `course translations`).
-LANGUAGES = ("en", "ko")
 #: JupyterLab's own interface in Korean: its language pack's locale, set in a settings folder of the course's own.
 KOREAN_LAB_LOCALE = "ko_KR"
 
 
-def notebooks_folder(root: Path, lang: str) -> Path:
-    folder = root / "notebooks" if lang == "en" else root / "notebooks" / lang
+def edition(lang: str) -> str:
+    """The subfolder of an edition: "" for English (notebooks/, workbooks/, slides/), "ko" for notebooks/ko/ …"""
+    return "" if lang == "en" else lang
+
+
+def notebooks_folder(root: Path, lang: str, doing: str = "to open") -> Path:
+    folder = root / "notebooks" / edition(lang)
     if not folder.is_dir():
-        raise CourseError(f"no {lang} notebooks at {folder}: build them with `course translations --build`")
+        raise CourseError(f"no Korean edition {doing}: {folder} does not exist (it is built from the English "
+                          "notebooks and locale/ko/: `course translations --build`)")
     return folder
 
 
@@ -94,8 +99,8 @@ def cmd_workbook(args: argparse.Namespace) -> int:
     from helpers.course.workbook import write_workbooks
 
     root = course_root()
-    out = Path(args.out) if args.out else root / "workbooks" / ("" if args.lang == "en" else args.lang)
-    report = write_workbooks(notebooks_folder(root, args.lang), out, force=args.force)
+    out = Path(args.out) if args.out else root / "workbooks" / edition(args.lang)
+    report = write_workbooks(notebooks_folder(root, args.lang, "to copy"), out, force=args.force)
     for name in report.written:
         print(f"wrote     {out / name}")
     for name in report.unchanged:
@@ -112,7 +117,7 @@ def cmd_workbook(args: argparse.Namespace) -> int:
 def cmd_progress(args: argparse.Namespace) -> int:
     from helpers.course.progress import as_json, collect_workbooks, format_report
 
-    default = course_root() / "workbooks" / ("ko" if args.lang == "ko" else "")
+    default = course_root() / "workbooks" / edition(args.lang or "en")
     folder = Path(args.folder) if args.folder else default
     # Korean workbooks (workbooks/ko) report in Korean unless told otherwise.
     language = args.lang or ("ko" if folder.resolve().name == "ko" else "en")
@@ -145,15 +150,11 @@ def cmd_execute(args: argparse.Namespace) -> int:
 
 
 def cmd_slides(args: argparse.Namespace) -> int:
-    from helpers.course.slides import LANGUAGES, export_decks
+    from helpers.course.slides import export_decks
 
     root = course_root()
-    edition = LANGUAGES[args.lang]  # "" for English: notebooks/ and slides/; "ko": notebooks/ko/ and slides/ko/
-    folder = root / "notebooks" / edition
-    if not folder.is_dir():
-        raise CourseError(f"no Korean edition to present: {folder} does not exist (it is built from the English "
-                          "notebooks and locale/ko/)")
-    out = Path(args.out) if args.out else root / "slides" / edition
+    folder = notebooks_folder(root, args.lang, "to present")
+    out = Path(args.out) if args.out else root / "slides" / edition(args.lang)
     report = export_decks(folder, out, args.numbers, lang=args.lang, make_parent=not args.out)
     for deck in report.decks:
         print(f"wrote {deck.path} ({deck.slides} slides)")
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("slides", help="export reveal.js slide decks that work with no network")
     p.add_argument("numbers", nargs="*", metavar="NN", help="notebook numbers, e.g. 03 or 3 (default: all)")
     p.add_argument("--out", default=None, help="folder for the decks (default: slides/, or slides/ko/ for ko)")
-    p.add_argument("--lang", choices=["en", "ko"], default="en",
+    p.add_argument("--lang", choices=LANGUAGES, default="en",
                    help="en: the notebooks in notebooks/ (default); ko: the Korean edition in notebooks/ko/")
     p.set_defaults(func=cmd_slides)
     p = sub.add_parser("bench", help="measure the course's code against PyTorch's: one table of ratios")

@@ -53,6 +53,7 @@ import jinja2
 from markupsafe import Markup
 from nbformat import NotebookNode
 
+from helpers.checks.language import LANGUAGES
 from helpers.course.files import default_mode, write_text
 from helpers.course.notebooks import CourseError, notebook_paths, read_notebook
 
@@ -100,8 +101,6 @@ _FONT_VARIABLES = ("--r-main-font", "--r-heading-font", "--r-code-font", "--jp-u
                    "--jp-content-font-family", "--jp-code-font-family-default")
 _GENERIC_FAMILIES = ("sans-serif", "serif", "monospace", "cursive", "fantasy", "emoji", "math")
 
-#: The languages of the decks: where their notebooks are (under notebooks/) and their default output folder.
-LANGUAGES = {"en": "", "ko": "ko"}
 PLOTLY_SOURCE = ("plotly", "plotly", "package_data")
 #: plotly.js inside `_assets`; a deck loads it only when a cell's output draws with it (notebook 14's explorer).
 PLOTLY_JS = "plotly/plotly.min.js"

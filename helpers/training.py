@@ -102,6 +102,8 @@ def train(
     device: torch.device | str = "cpu",
     progress: bool = True,
     bucket: bool = False,
+    every: int = 0,
+    callback: Callable[[int], bool] | None = None,
 ) -> list[float]:
     """Train `model` with teacher forcing for `steps` mini-batches; return the loss of every step.
 
@@ -110,6 +112,8 @@ def train(
     `lr · schedule(step)`; by default a 10% warm-up, then linear decay to zero. For the
     paper's schedule pass `lr=1.0, schedule=warmup_schedule(d_model, warmup_steps)`. With
     `bucket`, each batch holds rows of similar length, trimmed to its longest (`data.batches`).
+    With `every` and `callback`, `callback(step)` runs after every `every` steps (it may evaluate:
+    the model is put back in train mode after it) and stops the training early by returning True.
     """
     from tqdm import tqdm
 
@@ -131,6 +135,11 @@ def train(
         losses.append(train_step(model, optimizer, scheduler, batch.src, batch.tgt_in, batch.tgt_out, label_smoothing))
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.3f}")
+        if callback is not None and every and len(losses) % every == 0:
+            stop = callback(len(losses))
+            model.train()
+            if stop:
+                break
     model.eval()
     return losses
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -25,7 +26,7 @@ def test_quick_run_has_every_row_of_the_issue(quick_run):
     header, rows = quick_run
     cfg = Config.quick_config()
     groups = [r.group for r in rows]
-    assert groups == (["sdpa"] * len(cfg.sdpa_lengths) + ["mha", "training", "decoding"]
+    assert groups == (["sdpa"] * len(cfg.sdpa_lengths) + ["mha", "training", "time to accuracy", "decoding"]
                       + ["chunked memory", "chunked time"] * len(cfg.chunked_lengths) + ["notebooks"])
     assert "--quick" in header and "cpu, 1 thread ·" in header and "median of 3" in header
     for n, row in zip(cfg.sdpa_lengths, rows):
@@ -34,7 +35,8 @@ def test_quick_run_has_every_row_of_the_issue(quick_run):
         assert row.ratio is not None and math.isfinite(row.ratio) and row.ratio > 0, row
         assert row.ours and row.reference
     targets = {r.group: r.target for r in rows if r.met is not None}
-    assert targets == {"mha": "≤ 1.25×", "training": "≤ 1.3×", "decoding": "≥ 3×", "chunked memory": "≤ 0.125×",
+    assert targets == {"mha": "≤ 1.25×", "training": "≤ 1.3×", "time to accuracy": "≤ 1×", "decoding": "≥ 3×",
+                       "chunked memory": "≤ 0.125×",
                        "chunked time": "≤ 3×"}
     for row in rows:
         if row.met is not None:
@@ -138,3 +140,48 @@ def test_notebooks_row_times_each_notebook_and_reports_failures(tmp_path):
     assert summary.met is False, "a failing notebook fails the row"
     assert first.name.strip() == "00_good" and first.note == ""
     assert second.name.strip() == "01_bad" and second.note.startswith("failed")
+
+
+def test_time_to_accuracy_uses_notebook_09s_date_model_recipe_and_data():
+    """The row measures what notebook 09 trains: its steps, batch, peak rate, training and held-out dates."""
+    import json
+    import re
+
+    cfg = Config()
+    cells = json.loads((Path(__file__).parent.parent / "notebooks" / "09_full_transformer.ipynb").read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert f"DATE_STEPS = {cfg.date_steps}\n" in code
+    call = re.search(r"losses = train\(model, train_data, steps=DATE_STEPS, batch_size=(\d+), lr=([0-9.e-]+),", code)
+    assert call and (int(call[1]), float(call[2])) == (cfg.date_batch, cfg.date_lr), call
+    assert f"test_pairs = date_pairs({cfg.date_test}, seed=1)" in code
+    assert f"train_pairs = date_pairs({cfg.date_train}, seed=2, exclude=held_out)" in code
+    assert "assert accuracy >= 0.995" in code and cfg.date_target == 0.995
+    assert tuple(cfg.model) == (64, 4, 2, 256) and "d_model=64, num_heads=4, num_layers=2, d_ff=256" in code
+
+
+def test_time_to_accuracy_counts_training_until_the_target_and_not_the_evaluations(monkeypatch):
+    """Evaluations are left out of the time; a model that never reaches the target is a missed row, not a ratio."""
+    cfg = Config.quick_config()
+    (row,) = bench.bench_time_to_accuracy(cfg, torch.device("cpu"))
+    assert row.group == "time to accuracy" and row.met is not None and math.isfinite(row.ratio)
+    assert "nn.Transformer" in row.name and f"{cfg.date_test:,} held-out dates" in row.name
+
+    calls = []
+
+    def slow_exact_match(model, pairs, max_len):
+        calls.append(len(pairs))
+        time.sleep(2.0)  # an evaluation far slower than the quick training: it must not count
+        return 1.0 if cfg.date_target == 0.0 else 0.0
+
+    monkeypatch.setattr("helpers.training.exact_match", slow_exact_match)
+    seconds = bench._time_to_accuracy(bench._course_model(cfg, torch.device("cpu"), dropout=0.0), cfg,
+                                      torch.device("cpu"), *bench._date_data(cfg))
+    assert calls == [cfg.date_test] and 0 < seconds < 2.0, (calls, seconds)  # stopped at the first evaluation
+    calls.clear()
+    never = Config.quick_config()
+    never.date_target = 0.5
+    cfg = never
+    (missed,) = bench.bench_time_to_accuracy(never, torch.device("cpu"))
+    assert missed.met is False and missed.ratio is None and missed.ours == missed.reference == "not reached"
+    assert missed.note == "ours and nn.Transformer never reached it"
+    assert calls == [never.date_test] * 2 * (never.date_steps // never.date_every)

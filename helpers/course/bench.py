@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from helpers.data import Batch
 from helpers.measure import median_times, peak_memory
 from helpers.measure import threads as using_threads  # `threads` is run_benchmark's argument
 
@@ -28,7 +29,7 @@ from helpers.measure import threads as using_threads  # `threads` is run_benchma
 class Row:
     """One line of the benchmark: what was compared, the two measurements, their ratio and the target."""
 
-    group: str  # sdpa, mha, training, decoding, chunked memory, chunked time, notebooks
+    group: str  # sdpa, mha, training, time to accuracy, decoding, chunked memory, chunked time, notebooks
     name: str
     ours: str = ""
     reference: str = ""
@@ -60,12 +61,22 @@ class Config:
     decode_tokens: int = 128
     chunked_lengths: tuple[int, ...] = (4096, 8192)
     block_size: int = 128
+    # Time to accuracy: notebook 09's date model and recipe (tests/test_bench.py keeps them equal to the notebook's).
+    date_steps: int = 800
+    date_batch: int = 48
+    date_lr: float = 3e-3
+    date_train: int = 30000
+    date_test: int = 1000
+    date_target: float = 0.995
+    date_every: int = 50  # exact match is measured every `date_every` steps (not counted in the time)
+    date_repeats: int = 2  # trainings per model, alternating: ours, theirs, theirs, ours
 
     @classmethod
     def quick_config(cls) -> Config:
         return cls(quick=True, repeats=3, warmup=1, min_sample=0.002, sdpa_lengths=(64, 128), sdpa_heads=2, d_k=16,
                    mha=(2, 16, 32, 4), model=(32, 4, 1, 64), train_batch=8, decode_batch=4, decode_tokens=16,
-                   chunked_lengths=(512, 1024))
+                   chunked_lengths=(512, 1024), date_steps=20, date_train=200, date_test=20, date_target=0.0,
+                   date_every=10, date_repeats=1)
 
 
 def _ms(seconds: float) -> str:
@@ -145,6 +156,9 @@ class TorchSeq2Seq(nn.Module):
         self.transformer = nn.Transformer(d_model, heads, layers, layers, d_ff, dropout, batch_first=True)
         self.output = nn.Linear(d_model, vocab)
         self.output.weight = self.embedding.weight
+        # In eval mode the encoder would pack padded batches into nested tensors (a prototype API that warns);
+        # padded tensors give the same outputs, and training never packs.
+        self.transformer.encoder.use_nested_tensor = False
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         scale = math.sqrt(self.d_model)
@@ -191,6 +205,75 @@ def bench_training(cfg: Config, device: torch.device) -> list[Row]:
     name = (f"Transformer training step, d_model={d_model} h={heads} N={layers} d_ff={d_ff}, "
             f"batch {cfg.train_batch} (vs nn.Transformer)")
     return [_ratio_row("training", name, t_ours, t_theirs, 1.3)]
+
+
+def _time_to_accuracy(model: nn.Module, cfg: Config, device: torch.device, data: Batch,
+                      test_pairs: list[tuple[str, str]]) -> float:
+    """Training seconds (evaluations left out) until greedy exact match on `test_pairs` reaches the target;
+    infinity when the recipe's steps end before."""
+    from helpers.training import exact_match, train
+
+    evaluating, reached = 0.0, False
+
+    def evaluate(step: int) -> bool:
+        nonlocal evaluating, reached
+        start = time.perf_counter()
+        reached = exact_match(model, test_pairs, max_len=11) >= cfg.date_target
+        evaluating += time.perf_counter() - start
+        return reached
+
+    start = time.perf_counter()
+    train(model, data, steps=cfg.date_steps, batch_size=cfg.date_batch, lr=cfg.date_lr, device=device,
+          progress=False, every=cfg.date_every, callback=evaluate)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start - evaluating if reached else math.inf
+
+
+def _date_data(cfg: Config) -> tuple[Batch, list[tuple[str, str]]]:
+    """Notebook 09's training tensors and held-out (source, target) dates, none of them in the training data."""
+    import datetime
+
+    from helpers.data import date_pairs, encode_pairs
+
+    test_pairs = date_pairs(cfg.date_test, seed=1)
+    held_out = [datetime.date.fromisoformat(t) for _, t in test_pairs]
+    return encode_pairs(date_pairs(cfg.date_train, seed=2, exclude=held_out)), test_pairs
+
+
+def bench_time_to_accuracy(cfg: Config, device: torch.device) -> list[Row]:
+    """Notebook 09's date model trained with its recipe until it reaches the target exact match, the course's
+    Transformer against nn.Transformer built alike (TorchSeq2Seq), the trainings alternating; medians."""
+    import statistics
+
+    from helpers.data import VOCAB
+
+    data, test_pairs = _date_data(cfg)
+    d_model, heads, layers, d_ff = cfg.model
+
+    def ours() -> nn.Module:
+        torch.manual_seed(0)
+        return _course_model(cfg, device, dropout=0.0)
+
+    def theirs() -> nn.Module:
+        torch.manual_seed(0)
+        return TorchSeq2Seq(len(VOCAB), d_model, heads, layers, d_ff, dropout=0.0).to(device)
+
+    seconds: dict[str, list[float]] = {"ours": [], "theirs": []}
+    for repeat in range(cfg.date_repeats):
+        order = [("ours", ours), ("theirs", theirs)]
+        for name, make in order if repeat % 2 == 0 else order[::-1]:
+            seconds[name].append(_time_to_accuracy(make(), cfg, device, data, test_pairs))
+    t_ours, t_theirs = statistics.median(seconds["ours"]), statistics.median(seconds["theirs"])
+    name = (f"training time to {cfg.date_target:.1%} exact match on {cfg.date_test:,} held-out dates, notebook 09's "
+            f"recipe ({cfg.date_steps} steps at most, batch {cfg.date_batch}, peak {cfg.date_lr:g}) "
+            "(vs nn.Transformer)")
+    if math.isinf(t_ours) or math.isinf(t_theirs):
+        missed = " and ".join(who for who, t in (("ours", t_ours), ("nn.Transformer", t_theirs)) if math.isinf(t))
+        shown = [_ms(t) if math.isfinite(t) else "not reached" for t in (t_ours, t_theirs)]
+        return [Row("time to accuracy", name, *shown, None, "≤ 1×", False,
+                    f"{missed} never reached it")]
+    return [_ratio_row("time to accuracy", name, t_ours, t_theirs, 1.0)]
 
 
 def bench_decoding(cfg: Config, device: torch.device) -> list[Row]:
@@ -282,6 +365,7 @@ def run_benchmark(quick: bool = False, notebooks: bool = True, device: str | Non
         ("scaled_dot_product_attention", lambda: bench_sdpa(cfg, dev)),
         ("multi-head attention", lambda: bench_mha(cfg, dev)),
         ("training step", lambda: bench_training(cfg, dev)),
+        ("time to accuracy", lambda: bench_time_to_accuracy(cfg, dev)),
         ("greedy decoding", lambda: bench_decoding(cfg, dev)),
         ("chunked attention", lambda: bench_chunked(cfg, dev)),
     ]

@@ -48,7 +48,8 @@ GRID = [
 
 
 def parse(spec: str) -> dict:
-    cfg = dict(lr=3e-3, warmup=0.1, batch=48, bucket=0, trim=1, steps=800, seed=0, pool=50, norm="post", d_ff=256, layers=2)
+    cfg = dict(lr=3e-3, warmup=0.1, batch=48, bucket=0, trim=1, steps=800, seed=0, pool=50, norm="post", d_ff=256,
+               layers=2)
     for item in spec.split():
         key, value = item.split("=")
         kind = type(cfg[key])
@@ -81,8 +82,8 @@ def run(spec: str) -> dict:
 
     training.batches = batches
     torch.manual_seed(cfg["seed"])
-    model = Transformer(len(VOCAB), len(VOCAB), d_model=64, num_heads=4, num_layers=cfg["layers"], d_ff=cfg["d_ff"], dropout=0.0,
-                        share_embeddings=True, norm_first=cfg["norm"] == "pre")
+    model = Transformer(len(VOCAB), len(VOCAB), d_model=64, num_heads=4, num_layers=cfg["layers"], d_ff=cfg["d_ff"],
+                        dropout=0.0, share_embeddings=True, norm_first=cfg["norm"] == "pre")
     steps = cfg["steps"]
     start = time.perf_counter()
     train(model, train_data, steps=steps, batch_size=cfg["batch"], lr=cfg["lr"],

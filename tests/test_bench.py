@@ -159,24 +159,29 @@ def test_time_to_accuracy_uses_notebook_09s_date_model_recipe_and_data():
     assert tuple(cfg.model) == (64, 4, 2, 256) and "d_model=64, num_heads=4, num_layers=2, d_ff=256" in code
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny models: more threads only spin against each other
 def test_time_to_accuracy_counts_training_until_the_target_and_not_the_evaluations(monkeypatch):
     """Evaluations are left out of the time; a model that never reaches the target is a missed row, not a ratio."""
     cfg = Config.quick_config()
     (row,) = bench.bench_time_to_accuracy(cfg, torch.device("cpu"))
     assert row.group == "time to accuracy" and row.met is not None and math.isfinite(row.ratio)
     assert "nn.Transformer" in row.name and f"{cfg.date_test:,} held-out dates" in row.name
+    assert row.note == f"reached after {cfg.date_every} steps (ours), {cfg.date_every} (nn.Transformer)"
 
     calls = []
+    clock = [0.0]  # seconds each evaluation adds to the clock bench reads
 
     def slow_exact_match(model, pairs, max_len):
         calls.append(len(pairs))
-        time.sleep(2.0)  # an evaluation far slower than the quick training: it must not count
+        clock[0] += 1000.0  # an evaluation far slower than any training: it must not count
         return 1.0 if cfg.date_target == 0.0 else 0.0
 
     monkeypatch.setattr("helpers.training.exact_match", slow_exact_match)
-    seconds = bench._time_to_accuracy(bench._course_model(cfg, torch.device("cpu"), dropout=0.0), cfg,
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: time.monotonic() + clock[0])
+    seconds, step = bench._time_to_accuracy(bench._course_model(cfg, torch.device("cpu"), dropout=0.0), cfg,
                                       torch.device("cpu"), *bench._date_data(cfg))
-    assert calls == [cfg.date_test] and 0 < seconds < 2.0, (calls, seconds)  # stopped at the first evaluation
+    assert calls == [cfg.date_test] and step == cfg.date_every, (calls, step)  # stopped at the first evaluation
+    assert 0 < seconds < 1000.0, seconds
     calls.clear()
     never = Config.quick_config()
     never.date_target = 0.5

@@ -187,6 +187,21 @@ def test_time_to_accuracy_counts_training_until_the_target_and_not_the_evaluatio
     never.date_target = 0.5
     cfg = never
     (missed,) = bench.bench_time_to_accuracy(never, torch.device("cpu"))
-    assert missed.met is False and missed.ratio is None and missed.ours == missed.reference == "not reached"
-    assert missed.note == "ours and nn.Transformer never reached it"
+    assert missed.met is False and missed.ratio is None and missed.ours.startswith("> ")
+    assert missed.reference.startswith("> ") and missed.target == "≤ 1×"
+    assert missed.note == f"ours did not reach it (nor nn.Transformer) in {never.date_steps} steps"
     assert calls == [never.date_test] * 2 * (never.date_steps // never.date_every)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_time_to_accuracy_bounds_the_ratio_when_only_nn_transformer_misses(monkeypatch):
+    """Ours reaches the target and nn.Transformer never does: its time is more than its whole budget, so the
+    ratio is at most ours over that budget, and the row says so."""
+    cfg = Config.quick_config()
+    cfg.date_target = 0.5
+    monkeypatch.setattr("helpers.training.exact_match",
+                        lambda model, pairs, max_len: 0.0 if isinstance(model, bench.TorchSeq2Seq) else 1.0)
+    (row,) = bench.bench_time_to_accuracy(cfg, torch.device("cpu"))
+    assert row.reference.startswith("> ") and row.ratio is not None and row.met == (row.ratio <= 1.0)
+    assert row.note == (f"ours reached it after {cfg.date_every} steps, nn.Transformer not in {cfg.date_steps}: "
+                        "the ratio is at most this")

@@ -194,17 +194,24 @@ def error_cells(nb: nbformat.NotebookNode) -> list[str]:
 FROM_WORKBOOK = "attention_course_test_workbook"
 
 
+#: The joined run's name for the warm-up workbook with a wrong answer (test_a_wrong_answer_shows_its_hint_in_progress).
+WRONG_WARM_UP = "wrong answer: 00_welcome.ipynb"
+
+
 @pytest.fixture(scope="module")
 def blank_paths(tmp_path_factory) -> dict[str, tuple[nbformat.NotebookNode, nbformat.NotebookNode]]:
     """Every blank workbook's exercise path, run as `course progress` runs a workbook (`execute`), one
     after another in one kernel: `%reset -f` empties its namespace (and history) before each workbook,
     so each starts from nothing but the modules already imported, and thirteen kernel start-ups (torch,
-    matplotlib: about 3 s each) become one. {name: (the blank workbook, its executed path)}."""
+    matplotlib: about 3 s each) become one. Last, the whole warm-up workbook with a wrong answer
+    (WRONG_WARM_UP), in the same kernel for the same reason. {name: (the workbook, its executed run)}."""
     names = [p.name for p in notebook_paths(NOTEBOOKS)]
     blanks = {name: make_workbook(read_notebook(NOTEBOOKS / name), name) for name in names}
     joined = nbformat.v4.new_notebook(metadata=blanks[names[0]].metadata)
-    for name, blank in blanks.items():
-        cells = [nbformat.v4.new_code_cell("%reset -f"), *path_notebook(blank).cells]
+    runs_of = {name: path_notebook(blank) for name, blank in blanks.items()}
+    blanks[WRONG_WARM_UP] = runs_of[WRONG_WARM_UP] = wrong_warm_up()  # all of it, as `execute` runs a workbook
+    for name, run in runs_of.items():
+        cells = [nbformat.v4.new_code_cell("%reset -f"), *run.cells]
         for cell in cells:
             cell.metadata[FROM_WORKBOOK] = name
         joined.cells += cells
@@ -215,7 +222,8 @@ def blank_paths(tmp_path_factory) -> dict[str, tuple[nbformat.NotebookNode, nbfo
         _, kernels, cpu_seconds = stop()
     assert kernels == 1, "one kernel ran them"
     assert not [p for p in psutil.Process().children(recursive=True) if is_kernel(p)], "its kernel is gone"
-    print(f"{len(names)} blank workbooks' paths: {sum(c.cell_type == 'code' for c in joined.cells)} code cells, "
+    print(f"{len(names)} blank workbooks' paths and a wrong warm-up: "
+          f"{sum(c.cell_type == 'code' for c in joined.cells)} code cells, "
           f"{cpu_seconds:.0f} s of CPU")
     runs = {}
     for name, blank in blanks.items():
@@ -289,11 +297,21 @@ def test_progress_runs_one_kernel_at_a_time_in_little_memory(count, tmp_path, re
     assert {name: (folder / name).read_bytes() for name in names} == before, "progress changes no workbook"
 
 
-def test_a_wrong_answer_shows_its_hint_in_progress(tmp_path):
+def wrong_warm_up() -> nbformat.NotebookNode:
+    """The blank warm-up workbook, its exercise answered wrong: the product without the sum."""
     nb = make_workbook(read_notebook(NOTEBOOKS / "00_welcome.ipynb"), "00_welcome.ipynb")
     cell = next(c for c in nb.cells if is_solution_cell(c))
     cell.source = source(cell).replace(CODE_STUB.replace("\n", "\n    "), "return a * b")
-    executed = execute(nb, cwd=tmp_path)
+    assert "return a * b" in cell.source
+    return nb
+
+
+def test_a_wrong_answer_shows_its_hint_in_progress(blank_paths):
+    """The whole warm-up workbook with a wrong answer, run by `execute` (in blank_paths' kernel): no cell raises
+    (a failed check shows ❌ and the notebook goes on, as `execute` without allow_errors required), and
+    progress's row for it is ❌ with the hint that names the mistake."""
+    _, executed = blank_paths[WRONG_WARM_UP]
+    assert not error_cells(executed), f"the wrong warm-up stopped: {error_cells(executed)}"
     [row] = rows_for("00_welcome.ipynb", executed)
     assert row.status == "failed" and "did not sum" in row.hint
     assert "❌ failed" in format_table([row])

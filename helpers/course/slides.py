@@ -198,6 +198,11 @@ def prepare_out(out: Path, names: Iterable[str], make_parent: bool = False) -> N
         return
     if not os.access(out, os.W_OK | os.X_OK):
         raise CourseError(f"cannot write to {out}: permission denied")
+    try:  # os.access says yes to root everywhere, even where writing fails (/sys, a read-only mount)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise CourseError(f"cannot write to {out}: {(exc.strerror or 'error').lower()}") from None
     foreign = [n for n in [*names, INDEX] if (out / n).exists() and not _written_by_us(out / n)]
     assets = out / ASSETS
     if assets.exists() and not (assets / ASSETS_STAMP).is_file():

@@ -112,11 +112,14 @@ def train(
     `lr · schedule(step)`; by default a 10% warm-up, then linear decay to zero. For the
     paper's schedule pass `lr=1.0, schedule=warmup_schedule(d_model, warmup_steps)`. With
     `bucket`, each batch holds rows of similar length, trimmed to its longest (`data.batches`).
-    With `every` and `callback`, `callback(step)` runs after every `every` steps (it may evaluate:
-    the model is put back in train mode after it) and stops the training early by returning True.
+    With `callback`, `callback(step)` runs after every `every` steps and after the last (it may
+    evaluate: the model is put back in train mode after it), and stops the training early by
+    returning True.
     """
     from tqdm import tqdm
 
+    if callback is not None and every < 1:
+        raise ValueError(f"a callback needs every >= 1 (steps between its calls), got every={every}")
     model.to(device).train()
     # foreach: each update over all the parameters at once, the same arithmetic as the per-tensor loop
     # PyTorch runs on a CPU by default (the same weights, to the bit) in a third less time.
@@ -135,11 +138,12 @@ def train(
         losses.append(train_step(model, optimizer, scheduler, batch.src, batch.tgt_in, batch.tgt_out, label_smoothing))
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.3f}")
-        if callback is not None and every and len(losses) % every == 0:
+        if callback is not None and (len(losses) % every == 0 or len(losses) == steps):
             stop = callback(len(losses))
             model.train()
             if stop:
                 break
+    bar.close()
     model.eval()
     return losses
 

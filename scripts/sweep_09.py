@@ -54,6 +54,8 @@ def parse(spec: str) -> dict:
         key, value = item.split("=")
         kind = type(cfg[key])
         cfg[key] = value if kind is str else float(value) if kind is float else int(float(value))
+    if cfg["norm"] not in ("pre", "post"):
+        raise ValueError(f"norm must be pre or post, got {cfg['norm']!r}")
     return cfg
 
 

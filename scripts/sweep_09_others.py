@@ -1,4 +1,4 @@
-"""Notebook 09's reversal model and its race at smaller budgets: do the notebook's claims still hold?
+"""Notebook 09's reversal model, its race and its capstone at chosen budgets and seeds: do its claims hold?
 
 An authors' script (not course content, not run by the tests), beside sweep_09.py; one run per call, one thread:
 

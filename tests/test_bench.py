@@ -10,10 +10,12 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from torch import nn
 
 from helpers.course import bench
 from helpers.course.bench import COLUMNS, Config, Row, format_table, run_benchmark
 from helpers.course.cli import main
+from helpers.data import VOCAB
 from helpers.measure import fused_kernel_name, median_time, median_times, peak_memory, threads
 
 
@@ -159,14 +161,43 @@ def test_time_to_accuracy_uses_notebook_09s_date_model_recipe_and_data():
     assert tuple(cfg.model) == (64, 4, 2, 256) and "d_model=64, num_heads=4, num_layers=2, d_ff=256" in code
 
 
+def test_time_to_accuracy_trains_on_notebook_09s_dates_and_tests_on_its_held_out_ones():
+    from helpers.data import date_pairs
+
+    cfg = Config.quick_config()
+    data, test_pairs = bench._date_data(cfg)
+    assert test_pairs == date_pairs(cfg.date_test, seed=1) and len(data) == cfg.date_train
+    trained = {"".join(VOCAB.decode(row)) for row in data.tgt_out}
+    assert not trained & {target for _, target in test_pairs}, "a held-out date is in the training data"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_two_date_models_are_one_function_from_the_same_weights():
+    """helpers' Transformer and nn.Transformer's, as the row trains them: equal logits, equal gradients, no dropout."""
+    from helpers.data import date_pairs, encode_pairs
+
+    ours, theirs = bench._date_models(Config(), torch.device("cpu"), seed=1)
+    assert all(m.training for m in (ours, theirs))
+    assert all(module.p == 0.0 for model in (ours, theirs) for module in model.modules()
+               if isinstance(module, nn.Dropout))
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
+    batch = encode_pairs(date_pairs(16, seed=3))  # rows of different lengths: the padding masks matter
+    out_ours, out_theirs = ours(batch.src, batch.tgt_in), theirs(batch.src, batch.tgt_in)
+    torch.testing.assert_close(out_ours, out_theirs, rtol=1e-5, atol=1e-5)
+    out_ours.square().mean().backward()
+    out_theirs.square().mean().backward()
+    torch.testing.assert_close(ours.src_embedding.weight.grad, theirs.embedding.weight.grad, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.usefixtures("one_thread")  # tiny models: more threads only spin against each other
 def test_time_to_accuracy_counts_training_until_the_target_and_not_the_evaluations(monkeypatch):
-    """Evaluations are left out of the time; a model that never reaches the target is a missed row, not a ratio."""
+    """Evaluations are left out of the time, none before `date_from`; training stops at the target."""
     cfg = Config.quick_config()
     (row,) = bench.bench_time_to_accuracy(cfg, torch.device("cpu"))
     assert row.group == "time to accuracy" and row.met is not None and math.isfinite(row.ratio)
     assert "nn.Transformer" in row.name and f"{cfg.date_test:,} held-out dates" in row.name
-    assert row.note == f"reached after {cfg.date_every} steps (ours), {cfg.date_every} (nn.Transformer)"
+    assert row.note.startswith(f"steps to the target per seed, ours: {cfg.date_every}; nn.Transformer: "
+                               f"{cfg.date_every}; ")
 
     calls = []
     clock = [0.0]  # seconds each evaluation adds to the clock bench reads
@@ -179,29 +210,73 @@ def test_time_to_accuracy_counts_training_until_the_target_and_not_the_evaluatio
     monkeypatch.setattr("helpers.training.exact_match", slow_exact_match)
     monkeypatch.setattr(bench.time, "perf_counter", lambda: time.monotonic() + clock[0])
     seconds, step = bench._time_to_accuracy(bench._course_model(cfg, torch.device("cpu"), dropout=0.0), cfg,
-                                      torch.device("cpu"), *bench._date_data(cfg))
+                                            torch.device("cpu"), *bench._date_data(cfg), seed=0)
     assert calls == [cfg.date_test] and step == cfg.date_every, (calls, step)  # stopped at the first evaluation
     assert 0 < seconds < 1000.0, seconds
     calls.clear()
-    never = Config.quick_config()
-    never.date_target = 0.5
-    cfg = never
-    (missed,) = bench.bench_time_to_accuracy(never, torch.device("cpu"))
-    assert missed.met is False and missed.ratio is None and missed.ours.startswith("> ")
-    assert missed.reference.startswith("> ") and missed.target == "≤ 1×"
-    assert missed.note == f"ours did not reach it (nor nn.Transformer) in {never.date_steps} steps"
-    assert calls == [never.date_test] * 2 * (never.date_steps // never.date_every)
+    late = Config.quick_config()
+    late.date_from, late.date_target = 15, 0.5  # evaluated at steps 20 only (every 10, from 15), never reached
+    cfg = late
+    seconds, step = bench._time_to_accuracy(bench._course_model(late, torch.device("cpu"), dropout=0.0), late,
+                                            torch.device("cpu"), *bench._date_data(late), seed=0)
+    assert step is None and calls == [late.date_test] and 0 < seconds < 1000.0, (calls, seconds)
+
+
+def fixed_runs(monkeypatch, results: dict[str, list[tuple[float, int | None]]]) -> list[tuple[str, int]]:
+    """Make every training of the row return `results[who][seed]`; return the order the trainings ran in."""
+    order = []
+
+    def fake(model, cfg, device, data, test_pairs, seed):
+        who = "theirs" if isinstance(model, bench.TorchSeq2Seq) else "ours"
+        order.append((who, seed))
+        return results[who][seed]
+
+    monkeypatch.setattr(bench, "_time_to_accuracy", fake)
+    return order
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_time_to_accuracy_bounds_the_ratio_when_only_nn_transformer_misses(monkeypatch):
-    """Ours reaches the target and nn.Transformer never does: its time is more than its whole budget, so the
-    ratio is at most ours over that budget, and the row says so."""
+@pytest.mark.parametrize(("ours", "theirs", "ratio", "met", "note"), [
+    ([(4.0, 400), (6.0, 600), (5.0, 500)], [(5.0, 450), (4.0, 400), (10.0, 700)], 1.0, True, "steps to the target"),
+    ([(9.0, 400), (6.0, 600), (5.0, 500)], [(5.0, 450), (4.0, 400), (2.0, 200)], 1.5, False, "steps to the target"),
+    ([(4.0, 400), (6.0, 600), (5.0, 500)], [(8.0, None), (4.0, 400), (9.0, None)], 5 / 8, True,
+     "nn.Transformer missed the target on 2 seed(s): the ratio is at most this"),
+    ([(4.0, 400), (6.0, 600), (5.0, 500)], [(3.0, None), (4.0, 400), (2.0, 200)], 5 / 3, None,
+     "nn.Transformer missed the target on 1 seed(s): the ratio is at most this"),
+    ([(4.0, 400), (8.0, None), (5.0, 500)], [(3.0, 300), (4.0, 400), (2.0, 200)], None, False,
+     "ours missed the target on 1 seed(s)"),
+])
+def test_time_to_accuracy_row_from_its_trainings(monkeypatch, ours, theirs, ratio, met, note):
+    """Medians over the seeds, alternating order, and what a missed target makes of the ratio and the verdict."""
+    order = fixed_runs(monkeypatch, {"ours": ours, "theirs": theirs})
     cfg = Config.quick_config()
-    cfg.date_target = 0.5
-    monkeypatch.setattr("helpers.training.exact_match",
-                        lambda model, pairs, max_len: 0.0 if isinstance(model, bench.TorchSeq2Seq) else 1.0)
+    cfg.date_repeats = 3
     (row,) = bench.bench_time_to_accuracy(cfg, torch.device("cpu"))
-    assert row.reference.startswith("> ") and row.ratio is not None and row.met == (row.ratio <= 1.0)
-    assert row.note == (f"ours reached it after {cfg.date_every} steps, nn.Transformer not in {cfg.date_steps}: "
-                        "the ratio is at most this")
+    assert order == [("ours", 0), ("theirs", 0), ("theirs", 1), ("ours", 1), ("ours", 2), ("theirs", 2)]
+    assert row.ratio == pytest.approx(ratio) if ratio is not None else row.ratio is None
+    assert row.met is met and note in row.note and "median of 3 seeds" in row.name, row
+    assert row.ours.startswith("> ") == any(step is None for _, step in ours)
+    assert row.reference.startswith("> ") == any(step is None for _, step in theirs)
+
+
+def test_train_calls_back_every_few_steps_and_after_the_last_and_stops_when_told():
+    from helpers.data import date_pairs, encode_pairs
+    from helpers.training import train
+
+    cfg = Config.quick_config()
+    data = encode_pairs(date_pairs(64, seed=0))
+    steps_seen: list[tuple[int, bool]] = []
+    model = bench._course_model(cfg, torch.device("cpu"))
+
+    def evaluate(step: int) -> bool:  # as an evaluation does: leaves the model in eval mode
+        steps_seen.append((step, model.training))
+        model.eval()
+        return False
+
+    train(model, data, steps=25, batch_size=8, progress=False, every=10, callback=evaluate)
+    assert steps_seen == [(10, True), (20, True), (25, True)], "called back, in train mode, every 10 and at the end"
+    losses = train(bench._course_model(cfg, torch.device("cpu")), data, steps=25, batch_size=8, progress=False,
+                   every=5, callback=lambda step: step == 10)
+    assert len(losses) == 10
+    with pytest.raises(ValueError, match="every >= 1"):
+        train(bench._course_model(cfg, torch.device("cpu")), data, steps=5, progress=False, callback=lambda s: True)

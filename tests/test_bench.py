@@ -245,7 +245,8 @@ def fixed_runs(monkeypatch, results: dict[str, list[tuple[float, int | None]]]) 
      "nn.Transformer missed the target on 1 seed(s): the ratio is at most this"),
     ([(4.0, 400), (8.0, None), (5.0, 500)], [(3.0, 300), (4.0, 400), (2.0, 200)], None, False,
      "ours missed the target on 1 seed(s)"),
-])
+], ids=["both reach it, as fast", "both reach it, ours slower", "theirs misses, bound under 1",
+        "theirs misses, bound over 1", "ours misses"])
 def test_time_to_accuracy_row_from_its_trainings(monkeypatch, ours, theirs, ratio, met, note):
     """Medians over the seeds, alternating order, and what a missed target makes of the ratio and the verdict."""
     order = fixed_runs(monkeypatch, {"ours": ours, "theirs": theirs})

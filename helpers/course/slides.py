@@ -6,7 +6,7 @@ time from two installed PyPI packages (never from the repository, never from the
 
 - reveal.js (its script, style, the white theme with its fonts, the speaker-notes plugin)
   from ``sphinx-revealjs``, which ships reveal.js's own distribution files;
-- MathJax 2 (TeX input, SVG output: no web fonts to load) from ``jupyter-server-mathjax``;
+- MathJax 2 (TeX input, HTML-CSS output with its STIX-Web fonts) from ``jupyter-server-mathjax``;
 - Noto Sans KR (SIL Open Font License 1.1, which allows embedding) from ``pylopdf-fonts-ko``, for
   Hangul: every deck (the English ones too: their 정리) embeds it, subset to the Korean characters
   that deck uses, as a base64 WOFF2 (WOFF without ``brotli``) in an ``@font-face`` placed after the
@@ -116,8 +116,8 @@ REVEAL_FILES = (
     "dist/theme/fonts/source-sans-pro",
     "plugin/notes/notes.js",
 )
-# MathJax folders a deck never needs: the HTML-CSS output and its web fonts (decks use SVG
-# output), the accessibility explorer, and translations of MathJax's menus.
+# MathJax folders a deck never needs: the SVG output (decks use HTML-CSS, with STIX-Web fonts),
+# the accessibility explorer, and translations of MathJax's menus.
 MATHJAX_SKIP = ("jax/output/SVG", "extensions/a11y")
 MATHJAX_LANGUAGES = ("en",)
 

@@ -314,13 +314,14 @@ class TrainingLog:
 def train_lm(
     model: nn.Module,
     sample_batch: Callable[[int], Tensor],
-    val_tokens: Tensor,
+    val_tokens: Tensor | None,
     steps: int,
     lr: float = 3e-3,
     warmup_steps: int = 50,
     eval_every: int = 50,
     weight_decay: float = 0.0,
     loss_fn: Callable[[Tensor, Tensor], Tensor] = causal_lm_loss,
+    callback: Callable[[int], None] | None = None,
 ) -> TrainingLog:
     """Train a language model `model(tokens (B, n)) -> logits (B, n, n_vocab)` with AdamW for `steps` steps.
 
@@ -329,15 +330,26 @@ def train_lm(
     rises linearly for `warmup_steps`, then decays linearly to 0. The optimizer is AdamW with betas
     0.9 and 0.95 (torch's default second beta is 0.999) and, unless asked, no weight decay; before
     each update the gradients are clipped to a total norm of 1. The validation loss over
-    `val_tokens` is measured before training and every `eval_every` steps.
+    `val_tokens` (None: not measured) is measured before training, every `eval_every` steps and
+    after the last; `callback(step)` runs at the same steps (0 first) for other measurements, the
+    model put back in train mode after it.
     """
     # foreach: all the parameters at once, the CPU's default per-tensor arithmetic in less time (same weights).
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay,
                                   foreach=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(warmup_steps, steps))
-    log = TrainingLog(steps=[0], val_losses=[evaluate_lm(model, val_tokens)], seconds=0.0)
+    log = TrainingLog(steps=[], val_losses=[], seconds=0.0)
+
+    def validate(step: int) -> None:
+        log.steps.append(step)
+        if val_tokens is not None:
+            log.val_losses.append(evaluate_lm(model, val_tokens))
+        if callback is not None:
+            callback(step)
+        model.train()
+
+    validate(0)
     began = time.perf_counter()
-    model.train()
     for step in range(1, steps + 1):
         batch = sample_batch(step)
         loss = loss_fn(model(batch), batch)
@@ -347,8 +359,7 @@ def train_lm(
         optimizer.step()
         scheduler.step()
         if step % eval_every == 0 or step == steps:
-            log.steps.append(step)
-            log.val_losses.append(evaluate_lm(model, val_tokens))
+            validate(step)
     log.seconds = time.perf_counter() - began
     model.eval()
     return log

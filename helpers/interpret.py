@@ -18,7 +18,6 @@ that with two heads: a previous-token head in layer 0 and an induction head in l
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -29,9 +28,8 @@ from torch.utils.hooks import RemovableHandle
 
 from helpers.attention import MultiHeadAttention, causal_mask
 from helpers.corpus import Corpus
-from helpers.gpt import GPT, GPTConfig, causal_lm_loss, train_lm
+from helpers.gpt import GPT, GPTConfig, train_lm
 from helpers.tensors import format_shape, require_tensor
-from helpers.training import warmup_linear_decay
 from helpers.transformer import LayerNorm
 
 # ---- the repeated-segment task -------------------------------------------------------------------------------
@@ -145,28 +143,19 @@ def train_induction(seed: int = 0, steps: int = 300, vocab_size: int = 64,
     torch.manual_seed(seed)
     model = AttentionOnly(vocab_size, length)
     val = repeated_segments(256, 12, vocab_size, seed=10_000 + seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0, foreach=True)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(max(1, steps // 10), steps))
     run = InductionRun(model, [], [], [], 0.0)
-    began = time.perf_counter()
-    for step in range(steps + 1):
-        if step % eval_every == 0 or step == steps:
-            first, second = copy_losses(model.eval(), val)
-            run.steps.append(step)
-            run.first_copy.append(first)
-            run.second_copy.append(second)
-        if step == steps:
-            break
-        model.train()
-        batch = periodic_segments(batch_size, length, vocab_size, periods, seed=seed * 100_000 + step)
-        loss = causal_lm_loss(model(batch), batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-    run.seconds = time.perf_counter() - began
-    model.eval()
+
+    def measure(step: int) -> None:
+        first, second = copy_losses(model.eval(), val)
+        run.steps.append(step)
+        run.first_copy.append(first)
+        run.second_copy.append(second)
+
+    # Step k (from 1) trains on the rows of seed seed · 100,000 + k − 1: fresh rows every step.
+    log = train_lm(model, lambda step: periodic_segments(batch_size, length, vocab_size, periods,
+                                                         seed=seed * 100_000 + step - 1),
+                   None, steps, lr=lr, warmup_steps=max(1, steps // 10), eval_every=eval_every, callback=measure)
+    run.seconds = log.seconds
     return run
 
 

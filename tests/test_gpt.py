@@ -208,3 +208,22 @@ def test_training_lowers_the_loss_toward_the_floor():
     assert log.val_losses[-1] < log.val_losses[0] - 1.0
     assert log.val_losses[-1] == pytest.approx(evaluate_lm(model, val))
     assert log.val_losses[-1] > corpus.loss_floor(24) - 0.05  # nothing beats the floor (up to sampling noise)
+
+
+def test_training_calls_back_where_it_validates_and_trains_in_train_mode():
+    """`callback(step)` at step 0, every `eval_every` and the last; without validation tokens, no loss; the model
+    back in train mode after a callback that left it in eval mode."""
+    torch.manual_seed(7)
+    corpus = Corpus()
+    model = GPT(GPTConfig(vocab_size=corpus.vocab_size, max_len=32, d_model=32, num_layers=1, num_heads=2))
+    seen: list[tuple[int, bool]] = []
+
+    def measure(step: int) -> None:
+        seen.append((step, model.training))
+        model.eval()
+
+    log = train_lm(model, lambda step: corpus.sample_tokens(8, 24, seed=step), None, steps=25, warmup_steps=5,
+                   eval_every=10, callback=measure)
+    assert log.steps == [0, 10, 20, 25] and log.val_losses == []
+    assert [step for step, _ in seen] == [0, 10, 20, 25]
+    assert all(training for step, training in seen if step > 0), "training resumed in eval mode after a callback"
